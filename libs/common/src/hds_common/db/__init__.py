@@ -1,0 +1,23 @@
+"""Async SQLAlchemy for every service: PostgreSQL (asyncpg) in production, SQLite
+(aiosqlite) for the embedded default; declarative base helpers; Alembic runner."""
+
+from hds_common.db._engine import (
+    create_engine,
+    create_session_maker,
+    normalise_database_url,
+    ping_database,
+)
+from hds_common.db._migrations import run_async_migrations, upgrade_to_head
+from hds_common.db._models import NAMING_CONVENTION, TimestampMixin, utcnow
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "TimestampMixin",
+    "create_engine",
+    "create_session_maker",
+    "normalise_database_url",
+    "ping_database",
+    "run_async_migrations",
+    "upgrade_to_head",
+    "utcnow",
+]

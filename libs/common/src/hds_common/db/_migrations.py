@@ -1,0 +1,79 @@
+"""Alembic per service, driven programmatically.
+
+Every service keeps its migrations inside its package (``hds_<service>/migrations``) and
+its own version table (``alembic_version_<service>``), so services can share one database
+or have one each. ``env.py`` of each service is two lines calling
+:func:`run_async_migrations`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import MetaData, pool
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import async_engine_from_config
+
+from hds_common.db._engine import normalise_database_url
+
+
+def alembic_config(migrations_dir: Path, database_url: str, version_table: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    config.set_main_option("sqlalchemy.url", normalise_database_url(database_url))
+    config.attributes["version_table"] = version_table
+    return config
+
+
+def upgrade_to_head(migrations_dir: Path, database_url: str, version_table: str) -> None:
+    """Migrate a database to the newest revision (blocking; run it in a thread or CLI)."""
+    command.upgrade(alembic_config(migrations_dir, database_url, version_table), "head")
+
+
+def run_async_migrations(metadata: MetaData) -> None:
+    """Body of a service's ``env.py``."""
+    config = context.config
+    version_table = config.attributes.get("version_table") or "alembic_version"
+    url = config.get_main_option("sqlalchemy.url")
+    if context.is_offline_mode():
+        context.configure(
+            url=url,
+            target_metadata=metadata,
+            version_table=version_table,
+            literal_binds=True,
+            render_as_batch=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+
+    def do_run(connection: Connection) -> None:
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            version_table=version_table,
+            # Batch mode lets ALTER TABLE migrations run on SQLite too.
+            render_as_batch=True,
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def run() -> None:
+        connectable = async_engine_from_config(
+            config.get_section(config.config_ini_section, {}) or {"sqlalchemy.url": url},
+            prefix="sqlalchemy.",
+            poolclass=pool.NullPool,
+        )
+        async with connectable.connect() as connection:
+            await connection.run_sync(do_run)
+        await connectable.dispose()
+
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        do_run(connection)
+        return
+    asyncio.run(run())

@@ -1,0 +1,274 @@
+"""RFC 9457 problem details for every service.
+
+Exception hierarchy::
+
+    ProblemError                     status + stable ``type`` + title
+    ├── BadRequest            400
+    ├── Unauthorized          401    adds ``WWW-Authenticate``
+    ├── Forbidden             403
+    ├── NotFound              404
+    ├── Conflict              409
+    ├── PayloadTooLarge       413
+    ├── UnsupportedMediaType  415
+    ├── UnprocessableContent  422
+    ├── TooManyRequests       429    adds ``Retry-After``
+    ├── BadGateway            502
+    ├── ServiceUnavailable    503    adds ``Retry-After``
+    ├── GatewayTimeout        504
+    └── InsufficientStorage   507
+
+Every error answer is ``application/problem+json`` with a ``type`` of the form
+``urn:hds:problem:<slug>`` that clients may switch on, the request id, and never a
+stack trace: unhandled exceptions are logged with their trace and answered with a
+generic 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hds_common.request_context import current_request_id
+
+__all__ = [
+    "PROBLEM_CONTENT_TYPE",
+    "BadGateway",
+    "BadRequest",
+    "Conflict",
+    "Forbidden",
+    "GatewayTimeout",
+    "InsufficientStorage",
+    "NotFound",
+    "PayloadTooLarge",
+    "ProblemError",
+    "ServiceUnavailable",
+    "TooManyRequests",
+    "Unauthorized",
+    "UnprocessableContent",
+    "UnsupportedMediaType",
+    "install_problem_handlers",
+    "problem_response",
+    "problem_type",
+]
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+log = structlog.get_logger("hds.errors")
+
+
+def problem_type(slug: str) -> str:
+    return f"urn:hds:problem:{slug}"
+
+
+class ProblemError(Exception):
+    """An error with a defined HTTP answer; raise it anywhere below a route."""
+
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal-error"
+    title: ClassVar[str] = "Internal server error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        slug: str | None = None,
+        title: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.instance_slug = slug or self.slug
+        self.instance_title = title or self.title
+        self.headers = dict(headers or {})
+        self.extensions = extensions
+
+    def to_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": problem_type(self.instance_slug),
+            "title": self.instance_title,
+            "status": self.status,
+        }
+        if self.detail:
+            body["detail"] = self.detail
+        body.update(self.extensions)
+        return body
+
+
+class BadRequest(ProblemError):
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
+
+
+class Unauthorized(ProblemError):
+    status = 401
+    slug = "unauthorized"
+    title = "Authentication required"
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        headers = dict(kwargs.pop("headers", None) or {})
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="hds"')
+        super().__init__(detail, headers=headers, **kwargs)
+
+
+class Forbidden(ProblemError):
+    status = 403
+    slug = "forbidden"
+    title = "Forbidden"
+
+
+class NotFound(ProblemError):
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class Conflict(ProblemError):
+    status = 409
+    slug = "conflict"
+    title = "Conflict"
+
+
+class PayloadTooLarge(ProblemError):
+    status = 413
+    slug = "payload-too-large"
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(ProblemError):
+    status = 415
+    slug = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
+class UnprocessableContent(ProblemError):
+    status = 422
+    slug = "validation-error"
+    title = "Request validation failed"
+
+
+class TooManyRequests(ProblemError):
+    status = 429
+    slug = "too-many-requests"
+    title = "Too many requests"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int, **kwargs: Any) -> None:
+        headers = dict(kwargs.pop("headers", None) or {})
+        headers["Retry-After"] = str(max(1, retry_after))
+        super().__init__(detail, headers=headers, **kwargs)
+
+
+class BadGateway(ProblemError):
+    status = 502
+    slug = "bad-gateway"
+    title = "Upstream service failed"
+
+
+class ServiceUnavailable(ProblemError):
+    status = 503
+    slug = "service-unavailable"
+    title = "Service unavailable"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 5, **kwargs: Any) -> None:
+        headers = dict(kwargs.pop("headers", None) or {})
+        headers["Retry-After"] = str(max(0, retry_after))
+        super().__init__(detail, headers=headers, **kwargs)
+
+
+class GatewayTimeout(ProblemError):
+    status = 504
+    slug = "gateway-timeout"
+    title = "Upstream service timed out"
+
+
+class InsufficientStorage(ProblemError):
+    status = 507
+    slug = "quota-exceeded"
+    title = "Storage quota exceeded"
+
+
+def problem_response(
+    status: int,
+    body: dict[str, Any],
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body.setdefault("status", status)
+    request_id = current_request_id()
+    if request_id:
+        body.setdefault("request_id", request_id)
+    return JSONResponse(
+        body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_CONTENT_TYPE
+    )
+
+
+_HTTP_SLUGS = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthorized", "Authentication required"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    413: ("payload-too-large", "Payload too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    416: ("range-not-satisfiable", "Range not satisfiable"),
+}
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Answer every error of ``app`` as problem+json."""
+
+    async def on_problem(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ProblemError)
+        return problem_response(exc.status, exc.to_body(), exc.headers)
+
+    async def on_http(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        slug, title = _HTTP_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
+        body: dict[str, Any] = {"type": problem_type(slug), "title": title}
+        if isinstance(exc.detail, str) and exc.detail and exc.detail != title:
+            body["detail"] = exc.detail
+        return problem_response(exc.status_code, body, exc.headers)
+
+    async def on_validation(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {
+                "loc": [str(part) for part in err.get("loc", ())],
+                "msg": str(err.get("msg", "")),
+                "type": str(err.get("type", "")),
+            }
+            for err in exc.errors()
+        ]
+        body = {
+            "type": problem_type("validation-error"),
+            "title": "Request validation failed",
+            "detail": "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5]),
+            "errors": errors,
+        }
+        return problem_response(422, body)
+
+    async def on_unhandled(request: Request, exc: Exception) -> JSONResponse:
+        log.error(
+            "unhandled_exception",
+            method=request.method,
+            path=request.url.path,
+            exc_info=exc,
+        )
+        body = {
+            "type": problem_type("internal-error"),
+            "title": "Internal server error",
+            "detail": "An unexpected error occurred; quote the request id when reporting it.",
+        }
+        return problem_response(500, body)
+
+    app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(Exception, on_unhandled)

@@ -1,0 +1,55 @@
+"""Settings shared by every service.
+
+Each service has its own ``BaseSettings`` class with its own environment prefix
+(``HDS_AUTH_``, ``HDS_STORAGE_`` …). Values that every service must agree on — where
+the other services live, the JWT issuer, the internal service secret — live in
+:class:`SuiteSettings` under the plain ``HDS_`` prefix and are nested into each
+service's settings, so one variable configures the whole suite.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["PLACEHOLDER_SECRETS", "SuiteSettings"]
+
+# Secrets that must never reach production: the embedded default writes real random
+# secrets, but someone copying an example file would otherwise run with these.
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "development"})
+
+
+class SuiteSettings(BaseSettings):
+    """Suite-wide settings, read from ``HDS_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="HDS_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    # Where the services reach each other (internal network addresses).
+    auth_url: str = "http://127.0.0.1:8001"
+    codes_url: str = "http://127.0.0.1:8002"
+    storage_url: str = "http://127.0.0.1:8003"
+    dlx_url: str = "http://127.0.0.1:8004"
+    # The public address of the gateway, used for portal links and QR codes.
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    jwt_issuer: str = "hds-auth"
+    # Shared secret for internal service-to-service calls (HMAC, never sent in clear
+    # form: only a MAC over service name and expiry travels).
+    internal_secret: SecretStr = Field(default=SecretStr(""))
+    # The storage service's X25519 public key (base64url), to which grants are sealed.
+    grant_public_key: str = ""
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets_in_production(self) -> SuiteSettings:
+        if (
+            self.environment == "production"
+            and self.internal_secret.get_secret_value() in PLACEHOLDER_SECRETS
+        ):
+            raise ValueError("HDS_INTERNAL_SECRET must be set to a random value in production")
+        return self

@@ -1,0 +1,195 @@
+"""Verification of the JWTs issued by the identity service.
+
+Every service verifies bearer tokens itself (signature from the identity service's JWKS,
+algorithm allow-list, ``exp``/``nbf``/``iss``/``aud``, at most 30 s clock skew) rather than
+trusting a header set by the gateway.
+
+Audiences: ``hds-account`` for account tokens (login), ``hds-dlx`` for DLX tokens minted
+after a successful access-code validation. A DLX token is accepted only by DLX routes and
+an account token only elsewhere, because each route asks for exactly one audience.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import httpx
+from jose import jwt
+from jose.exceptions import JOSEError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hds_common.errors import Unauthorized
+
+__all__ = [
+    "ACCOUNT_AUDIENCE",
+    "ALLOWED_ALGORITHMS",
+    "DLX_AUDIENCE",
+    "JwksClient",
+    "KeySource",
+    "StaticKeys",
+    "TokenClaims",
+    "TokenVerifier",
+    "bearer_token",
+]
+
+ACCOUNT_AUDIENCE = "hds-account"
+DLX_AUDIENCE = "hds-dlx"
+ALLOWED_ALGORITHMS = ("ES256",)
+MAX_LEEWAY_SECONDS = 30
+
+
+class TokenClaims(BaseModel):
+    """The claims a service may rely on once a token is verified."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    sub: str
+    iss: str
+    aud: str | list[str]
+    exp: int
+    iat: int | None = None
+    nbf: int | None = None
+    jti: str | None = None
+    roles: list[str] = Field(default_factory=list)
+    # The unlocked key sealed to the storage service (opaque to everyone else).
+    grant: str | None = None
+    # For DLX tokens: the package the access code unlocked.
+    pkg: str | None = None
+
+    def has_role(self, *roles: str) -> bool:
+        return any(role in self.roles for role in roles)
+
+
+class KeySource(Protocol):
+    async def get_key(self, kid: str) -> Mapping[str, Any] | None: ...
+
+
+class StaticKeys:
+    """A fixed JWKS, for tests and for services given keys by configuration."""
+
+    def __init__(self, jwks: Mapping[str, Any]) -> None:
+        self._keys = {key["kid"]: key for key in jwks.get("keys", []) if "kid" in key}
+
+    async def get_key(self, kid: str) -> Mapping[str, Any] | None:
+        return self._keys.get(kid)
+
+
+class JwksClient:
+    """The identity service's JWKS, cached; refetched on an unknown ``kid`` at most once
+    per ``min_refresh_interval`` so that forged ``kid`` values cannot hammer it."""
+
+    def __init__(
+        self,
+        url: str,
+        client: httpx.AsyncClient,
+        *,
+        min_refresh_interval: float = 30.0,
+        max_age: float = 300.0,
+    ) -> None:
+        self._url = url
+        self._client = client
+        self._min_refresh_interval = min_refresh_interval
+        self._max_age = max_age
+        self._keys: dict[str, Mapping[str, Any]] = {}
+        self._fetched_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def get_key(self, kid: str) -> Mapping[str, Any] | None:
+        now = time.monotonic()
+        stale = now - self._fetched_at > self._max_age
+        if kid in self._keys and not stale:
+            return self._keys[kid]
+        if now - self._fetched_at >= self._min_refresh_interval or stale:
+            await self.refresh()
+        return self._keys.get(kid)
+
+    async def refresh(self) -> None:
+        async with self._lock:
+            if time.monotonic() - self._fetched_at < 0.5:
+                return  # another task refreshed while this one waited
+            try:
+                response = await self._client.get(self._url, timeout=5.0)
+                response.raise_for_status()
+                keys = response.json().get("keys", [])
+            except (httpx.HTTPError, ValueError):
+                # Keep serving the keys we have; a token with an unknown kid still fails.
+                self._fetched_at = time.monotonic()
+                return
+            self._keys = {key["kid"]: key for key in keys if isinstance(key, dict) and "kid" in key}
+            self._fetched_at = time.monotonic()
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        keys: KeySource,
+        algorithms: tuple[str, ...] = ALLOWED_ALGORITHMS,
+        leeway: int = MAX_LEEWAY_SECONDS,
+    ) -> None:
+        if leeway > MAX_LEEWAY_SECONDS:
+            raise ValueError(f"clock skew allowance above {MAX_LEEWAY_SECONDS} s")
+        self.issuer = issuer
+        self.keys = keys
+        self.algorithms = algorithms
+        self.leeway = leeway
+
+    async def verify(self, token: str, *, audience: str) -> TokenClaims:
+        """Verified claims of ``token`` for ``audience``, or :class:`Unauthorized`."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except JOSEError:
+            raise _invalid("malformed token") from None
+        algorithm = header.get("alg")
+        # The allow-list stops alg=none and HS256-signed-with-the-public-key forgeries.
+        if algorithm not in self.algorithms:
+            raise _invalid("token algorithm not allowed")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise _invalid("token has no key id")
+        key = await self.keys.get_key(kid)
+        if key is None:
+            raise _invalid("token signed with an unknown key")
+        try:
+            payload = jwt.decode(
+                token,
+                dict(key),
+                algorithms=[algorithm],
+                audience=audience,
+                issuer=self.issuer,
+                options={
+                    "leeway": self.leeway,
+                    "require_exp": True,
+                    "require_iss": True,
+                    "require_aud": True,
+                    "require_sub": True,
+                },
+            )
+        except JOSEError as exc:
+            raise _invalid(str(exc) or "invalid token") from None
+        try:
+            return TokenClaims.model_validate(payload)
+        except ValidationError:
+            raise _invalid("token claims malformed") from None
+
+
+def _invalid(detail: str) -> Unauthorized:
+    return Unauthorized(
+        detail,
+        slug="invalid-token",
+        headers={"WWW-Authenticate": 'Bearer realm="hds", error="invalid_token"'},
+    )
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer`` header, or :class:`Unauthorized`."""
+    if not authorization:
+        raise Unauthorized("bearer token required", slug="missing-token")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("bearer token required", slug="missing-token")
+    return token.strip()

@@ -1,0 +1,1 @@
+"""HDS suite — dicom link exchange service."""

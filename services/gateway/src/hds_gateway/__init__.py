@@ -1,0 +1,1 @@
+"""HDS suite — gateway."""

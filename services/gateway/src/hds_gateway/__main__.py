@@ -1,0 +1,31 @@
+"""``python -m hds_gateway serve|serve``."""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+
+from hds_gateway.config import Settings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="hds_gateway")
+    parser.add_argument("command", choices=["serve"])
+    parser.parse_args()
+    settings = Settings()
+    uvicorn.run(
+        "hds_gateway.main:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        proxy_headers=True,
+        forwarded_allow_ips="*",
+    )
+
+
+if __name__ == "__main__":
+    main()
