@@ -107,8 +107,9 @@ class JwksClient:
         return self._keys.get(kid)
 
     async def refresh(self) -> None:
+        seen = self._fetched_at
         async with self._lock:
-            if time.monotonic() - self._fetched_at < 0.5:
+            if self._fetched_at != seen:
                 return  # another task refreshed while this one waited
             try:
                 response = await self._client.get(self._url, timeout=5.0)

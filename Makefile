@@ -1,0 +1,66 @@
+# HDS suite. `make run` starts the whole suite on the embedded default; `make test` runs
+# every test against real PostgreSQL, a real S3-protocol server and a real SMTP server.
+# Both install what they need first (a pinned uv in .tools/, then the locked environment).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := .tools/bin/uv
+VENV := .venv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+PYTEST_ARGS ?=
+TEST_WORKERS ?= 2
+
+.PHONY: help install run test lint format bench tools postgres clean
+
+help:
+	@echo "make run    start every service on the embedded default (SQLite, ./var)"
+	@echo "make test   install, start what the tests need, run the whole test suite"
+	@echo "make lint   ruff + mypy (strict)"
+	@echo "make bench  run the benchmarks under bench/"
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml libs/common/pyproject.toml $(wildcard services/*/pyproject.toml)
+	$(UV) sync --frozen --all-packages --python $(shell command -v $(PYTHON))
+	@touch $@
+
+install: $(VENV)/.synced
+
+run: install
+	$(VENV)/bin/python deploy/local/run.py
+
+# dciodvfy (Debian's dicom3tools) validates the DICOMDIR of every downloaded ZIP.
+tools:
+	@command -v dciodvfy >/dev/null || { apt-get update -qq && apt-get install -y -qq dicom3tools >/dev/null; }
+
+# PostgreSQL is part of the machine; start it if it is down.
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || { \
+		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start && \
+		for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; }
+
+# The tests start their own S3-protocol server (moto) and SMTP server (aiosmtpd) on
+# 127.0.0.1 and stop them afterwards.
+test: install tools postgres
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy libs/common/src services/auth/src services/codes/src services/storage/src services/dlx/src services/gateway/src
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install tools postgres
+	@for script in bench/bench_*.py; do \
+		echo "== $$script"; $(VENV)/bin/python $$script || exit 1; done
+
+clean:
+	rm -rf .tools $(VENV) .pytest_cache .mypy_cache .ruff_cache

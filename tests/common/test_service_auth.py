@@ -1,0 +1,69 @@
+"""Internal service tokens and the internal HTTP client."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from hds_common.errors import Unauthorized
+from hds_common.http import internal_client
+from hds_common.request_context import request_id_var
+from hds_common.service_auth import (
+    SERVICE_TOKEN_HEADER,
+    mint_service_token,
+    verify_service_token,
+)
+
+SECRET = "a-test-secret-of-reasonable-length"
+
+
+def test_round_trip_names_the_caller() -> None:
+    assert verify_service_token(SECRET, mint_service_token(SECRET, "dlx")) == "dlx"
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        None,
+        "",
+        "v1.dlx.1",
+        "v2.dlx.9999999999.00",
+        mint_service_token("another-secret", "dlx"),
+        mint_service_token(SECRET, "dlx").replace("dlx", "auth"),
+        mint_service_token(SECRET, "dlx", now=time.time() - 3600),
+    ],
+)
+def test_rejected_tokens(token: str | None) -> None:
+    with pytest.raises(Unauthorized):
+        verify_service_token(SECRET, token)
+
+
+def test_empty_secret_never_verifies() -> None:
+    with pytest.raises(ValueError, match="not configured"):
+        mint_service_token("", "dlx")
+    with pytest.raises(Unauthorized):
+        verify_service_token("", "v1.dlx.9999999999.abc")
+
+
+async def test_internal_client_sends_service_token_and_request_id() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={})
+
+    token = request_id_var.set("req-42")
+    try:
+        async with internal_client(
+            "http://storage.internal",
+            service="codes",
+            secret=SECRET,
+            transport=httpx.MockTransport(handler),
+        ) as client:
+            await client.get("/internal/v1/usage/a")
+    finally:
+        request_id_var.reset(token)
+    assert verify_service_token(SECRET, seen[0].headers[SERVICE_TOKEN_HEADER]) == "codes"
+    assert seen[0].headers["X-Request-ID"] == "req-42"
