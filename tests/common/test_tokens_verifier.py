@@ -46,7 +46,7 @@ async def test_valid_token(issuer: TestIssuer, verifier: TokenVerifier) -> None:
 
 async def test_forgeries_rejected(issuer: TestIssuer, verifier: TokenVerifier) -> None:
     good = issuer.mint("acc-1")
-    header_b64, payload_b64, signature = good.split(".")
+    header_b64, _payload_b64, signature = good.split(".")
     now = int(time.time())
     payload = {"iss": issuer.issuer, "aud": ACCOUNT_AUDIENCE, "sub": "x", "exp": now + 600}
     public_pem_jwk = issuer.jwks["keys"][0]
