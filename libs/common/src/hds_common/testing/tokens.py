@@ -7,6 +7,7 @@ import time
 import uuid
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jose import jwk, jwt
 
@@ -22,8 +23,16 @@ class TestIssuer:
         self.issuer = issuer
         self.kid = kid
         self._private = ec.generate_private_key(ec.SECP256R1())
-        self._signing_jwk = jwk.construct(self._private, algorithm="ES256").to_dict()
-        public = jwk.construct(self._private.public_key(), algorithm="ES256").to_dict()
+        private_pem = self._private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        public_pem = self._private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        self._signing_jwk = jwk.construct(private_pem, algorithm="ES256").to_dict()
+        public = jwk.construct(public_pem, algorithm="ES256").to_dict()
         self.jwks: dict[str, Any] = {"keys": [{**public, "kid": kid, "use": "sig", "alg": "ES256"}]}
 
     def keys(self) -> StaticKeys:
