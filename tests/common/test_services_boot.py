@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hds_common.crypto import b64e, generate_private_key, public_key_to_bytes
 from hds_common.testing.asgi import running
 
 SERVICES = ("auth", "codes", "storage", "dlx", "gateway")
@@ -21,6 +22,8 @@ async def test_service_starts_and_publishes_openapi(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "var").mkdir()
     monkeypatch.setenv("HDS_INTERNAL_SECRET", "boot-test-secret")
+    grant_key = generate_private_key()
+    monkeypatch.setenv("HDS_GRANT_PUBLIC_KEY", b64e(public_key_to_bytes(grant_key.public_key())))
     main = importlib.import_module(f"hds_{service}.main")
     config = importlib.import_module(f"hds_{service}.config")
     app = main.create_app(config.Settings())
