@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hds_common.crypto import Argon2Params
 from hds_common.settings import SuiteSettings
 
 
@@ -17,4 +20,49 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///var/codes.db"
     migrate_on_start: bool = True
 
+    # Secret of the keyed lookup hash (HMAC-SHA256) under which codes are found; created
+    # on first start. Every replica must share it: a new secret orphans all issued codes.
+    lookup_secret_file: Path = Path("var/keys/codes-lookup.key")
+
+    # Argon2id cost of the code key slot (OWASP minimum by default). Stored per code, so
+    # raising it later does not break codes already issued.
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_memory_kib: int = Field(default=19456, ge=8)
+    argon2_parallelism: int = Field(default=1, ge=1)
+    # Argon2id runs in worker threads; this bounds its memory and CPU use at once.
+    kdf_concurrency: int = Field(default=4, ge=1)
+
+    # Validity of a code in days: the institution's setting, else the default, always
+    # within [min, max].
+    validity_min_days: int = Field(default=30, ge=1)
+    validity_max_days: int = Field(default=90, ge=1)
+    validity_default_days: int = Field(default=30, ge=1)
+
+    # Lockout per code: after this many failed answers the code locks for
+    # lock_seconds, doubled for every further lock until a correct answer.
+    code_max_failures: int = Field(default=5, ge=1)
+    code_lock_seconds: int = Field(default=900, ge=1)
+    code_lock_max_seconds: int = Field(default=7 * 24 * 3600, ge=1)
+    # Lockout per client address, across codes: at most this many failures per window.
+    client_max_failures: int = Field(default=20, ge=1)
+    client_window_seconds: int = Field(default=900, ge=1)
+
+    # Lifetime of the package grant handed out after a successful validation.
+    grant_ttl_seconds: int = Field(default=900, ge=60)
+
     suite: SuiteSettings = Field(default_factory=SuiteSettings)
+
+    @model_validator(mode="after")
+    def _consistent_validity(self) -> Settings:
+        if not (self.validity_min_days <= self.validity_default_days <= self.validity_max_days):
+            raise ValueError("need HDS_CODES_VALIDITY_MIN_DAYS <= _DEFAULT_DAYS <= _MAX_DAYS")
+        Argon2Params(self.argon2_time_cost, self.argon2_memory_kib, self.argon2_parallelism)
+        return self
+
+    @property
+    def argon2(self) -> Argon2Params:
+        return Argon2Params(
+            time_cost=self.argon2_time_cost,
+            memory_cost_kib=self.argon2_memory_kib,
+            parallelism=self.argon2_parallelism,
+        )

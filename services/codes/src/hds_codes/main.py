@@ -2,32 +2,77 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
 
+from hds_codes.api import ROUTERS
 from hds_codes.config import Settings
 from hds_codes.db import migrate
+from hds_codes.lookup import LookupKey, load_or_create_secret
+from hds_codes.neighbours import AuthClient, StorageClient
+from hds_codes.runtime import CodesMetrics, Runtime
+from hds_codes.slots import KeyDeriver
 from hds_common.app import create_service_app
+from hds_common.crypto import b64d, public_key_from_bytes
 from hds_common.db import create_engine, create_session_maker, ping_database
+from hds_common.http import internal_client
 from hds_common.logs import configure_logging
 from hds_common.observability import ReadinessCheck
+from hds_common.tokens import JwksClient, TokenVerifier
+
+JWKS_PATH = "/.well-known/jwks.json"
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    suite = settings.suite
+    internal_secret = suite.internal_secret.get_secret_value()
+    if not internal_secret:
+        raise RuntimeError("HDS_INTERNAL_SECRET is not set")
+    if not suite.grant_public_key:
+        raise RuntimeError("HDS_GRANT_PUBLIC_KEY (the storage service's public key) is not set")
+    try:
+        grant_public_key = public_key_from_bytes(b64d(suite.grant_public_key))
+    except ValueError:
+        raise RuntimeError("HDS_GRANT_PUBLIC_KEY is not a base64url X25519 public key") from None
+    secret = await asyncio.to_thread(load_or_create_secret, settings.lookup_secret_file)
     if settings.migrate_on_start:
         await migrate(settings.database_url)
-    engine = create_engine(settings.database_url)
-    app.state.engine = engine
-    app.state.session_maker = create_session_maker(engine)
-    try:
+
+    async with AsyncExitStack() as stack:
+        engine = create_engine(settings.database_url)
+        stack.push_async_callback(engine.dispose)
+        session_maker = create_session_maker(engine)
+
+        def client(base_url: str) -> httpx.AsyncClient:
+            return internal_client(
+                base_url, service="codes", secret=internal_secret, transport=app.state.transport
+            )
+
+        auth_http = await stack.enter_async_context(client(suite.auth_url))
+        storage_http = await stack.enter_async_context(client(suite.storage_url))
+        app.state.engine = engine
+        app.state.session_maker = session_maker
+        app.state.runtime = Runtime(
+            settings=settings,
+            session_maker=session_maker,
+            lookup=LookupKey(secret),
+            deriver=KeyDeriver(settings.kdf_concurrency),
+            verifier=TokenVerifier(
+                issuer=suite.jwt_issuer,
+                keys=JwksClient(f"{suite.auth_url.rstrip('/')}{JWKS_PATH}", auth_http),
+            ),
+            auth=AuthClient(auth_http),
+            storage=StorageClient(storage_http),
+            grant_public_key=grant_public_key,
+            metrics=app.state.codes_metrics,
+        )
         yield
-    finally:
-        await engine.dispose()
 
 
 def readiness(app: FastAPI) -> Mapping[str, ReadinessCheck]:
@@ -51,9 +96,11 @@ def create_app(
         ),
         lifespan=lifespan,
         readiness=readiness,
+        routers=ROUTERS,
     )
     app.state.settings = settings
     app.state.transport = transport
+    app.state.codes_metrics = CodesMetrics(app.state.metrics_registry)
     return app
 
 

@@ -1,12 +1,98 @@
-"""Tables of the access code service; one metadata, migrated by this service's Alembic."""
+"""Tables of the access code service; one metadata, migrated by this service's Alembic.
+
+Neither the code nor the birth date is stored: a code row holds the keyed lookup hash of
+the code and the code key slot (the package key wrapped under Argon2id(code + birth
+date, salt)). Without the code and the birth date the slot reveals nothing.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+import datetime as dt
+from typing import Any
 
-from hds_common.db import NAMING_CONVENTION
+from sqlalchemy import DateTime, Index, Integer, LargeBinary, MetaData, String
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from hds_common.db import NAMING_CONVENTION, utcnow
 
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes on every database. SQLite keeps no zone, so values are stored
+    as UTC there (keeping string comparison in SQL correct) and read back as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(
+        self,
+        value: dt.datetime | None,
+        dialect: Dialect,  # noqa: ARG002
+    ) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given for a UTC column")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(
+        self,
+        value: Any,
+        dialect: Dialect,  # noqa: ARG002
+    ) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+class AccessCode(Base):
+    __tablename__ = "access_codes"
+    __table_args__ = (Index(None, "institution_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    institution_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    package_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    # HMAC-SHA256(lookup secret, normalised code), hex.
+    lookup_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    # The code key slot and the Argon2id parameters it was made with.
+    kdf_salt: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
+    kdf_time_cost: Mapped[int] = mapped_column(Integer, nullable=False)
+    kdf_memory_kib: Mapped[int] = mapped_column(Integer, nullable=False)
+    kdf_parallelism: Mapped[int] = mapped_column(Integer, nullable=False)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary(128), nullable=False)
+
+    validity_days: Mapped[int] = mapped_column(Integer, nullable=False)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, nullable=False)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    reactivated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    last_validated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+    # Lockout: failed answers since the last lock or success (attempts in flight count
+    # as failed until they succeed), number of locks since the last success, and the
+    # end of the current lock.
+    failed_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    lock_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        UtcDateTime, nullable=False, default=utcnow, onupdate=utcnow
+    )
+
+
+class ClientThrottle(Base):
+    """Failed answers per client address (keyed hash) in a fixed window."""
+
+    __tablename__ = "client_throttles"
+
+    client_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, nullable=False, index=True)
+    failures: Mapped[int] = mapped_column(Integer, nullable=False)

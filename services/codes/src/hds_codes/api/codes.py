@@ -1,0 +1,265 @@
+"""Routes of institutions: issue, list, search, expire, reactivate, revoke; QR and sheet."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hds_codes import service
+from hds_codes.db import SessionDep
+from hds_codes.deps import CurrentInstitution, RuntimeDep
+from hds_codes.models import AccessCode
+from hds_codes.printables import carrier_sheet_pdf, qr_png, qr_svg
+from hds_codes.repository import CodeFilter
+from hds_codes.runtime import Runtime
+from hds_codes.schemas import (
+    CodeCreate,
+    CodeIssued,
+    CodePage,
+    CodePublic,
+    CodeReactivate,
+    CodeState,
+)
+from hds_codes.values import format_code, normalise_code
+from hds_common.errors import Unauthorized
+
+router = APIRouter(prefix="/codes/v1/codes", tags=["codes"])
+
+_NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+CodeQuery = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=64,
+        description="The access code (the service does not keep it, so the caller "
+        "supplies it); must belong to the code id.",
+    ),
+]
+
+
+def _public(row: AccessCode, runtime: Runtime) -> CodePublic:
+    now = runtime.now()
+    locked = row.locked_until if row.locked_until is not None and row.locked_until > now else None
+    return CodePublic(
+        id=row.id,
+        package_id=row.package_id,
+        state=service.code_state(row, now),
+        validity_days=row.validity_days,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        reactivated_at=row.reactivated_at,
+        last_validated_at=row.last_validated_at,
+        locked_until=locked,
+        failed_attempts=row.failed_attempts,
+    )
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.UTC)
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Issue an access code for a package",
+    response_model=CodeIssued,
+)
+async def issue_code(
+    body: CodeCreate,
+    institution: CurrentInstitution,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> CodeIssued:
+    if not institution.grant:
+        raise Unauthorized("the token carries no key grant", slug="grant-required")
+    birth_date = service.require_birth_date(body.birth_date, today=runtime.now().date())
+    issued = await service.issue_code(
+        session,
+        runtime,
+        institution_id=institution.sub,
+        user_grant=institution.grant,
+        package_id=body.package_id,
+        birth_date=birth_date,
+        validity_days=body.validity_days,
+    )
+    row, code = issued.row, issued.code
+    return CodeIssued(
+        id=row.id,
+        package_id=row.package_id,
+        code=format_code(code),
+        link=service.portal_link(runtime, code),
+        expires_at=row.expires_at,
+        validity_days=row.validity_days,
+        qr_svg=service.artifact_link(runtime, row.id, "qr.svg", code),
+        qr_png=service.artifact_link(runtime, row.id, "qr.png", code),
+        sheet_pdf=service.artifact_link(runtime, row.id, "sheet.pdf", code),
+    )
+
+
+@router.get("", summary="List and search the institution's codes", response_model=CodePage)
+async def list_codes(
+    institution: CurrentInstitution,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    package_id: Annotated[str | None, Query(max_length=64)] = None,
+    state: CodeState | None = None,
+    created_from: Annotated[
+        dt.datetime | None, Query(description="Created at or after (UTC if no zone).")
+    ] = None,
+    created_to: Annotated[
+        dt.datetime | None, Query(description="Created before (UTC if no zone).")
+    ] = None,
+    code: Annotated[
+        str | None,
+        Query(max_length=64, description="Find the code with exactly this value."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> CodePage:
+    lookup_hash = None
+    if code is not None:
+        lookup_hash = runtime.lookup.code_hash(service.require_code(code))
+    criteria = CodeFilter(
+        institution_id=institution.sub,
+        package_id=package_id,
+        state=state,
+        created_from=_utc(created_from),
+        created_to=_utc(created_to),
+        lookup_hash=lookup_hash,
+    )
+    rows, total = await service.search_codes(
+        session, runtime, criteria=criteria, limit=limit, offset=offset
+    )
+    return CodePage(
+        items=[_public(row, runtime) for row in rows], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get("/{code_id}", summary="One of the institution's codes", response_model=CodePublic)
+async def get_code(
+    code_id: str, institution: CurrentInstitution, session: SessionDep, runtime: RuntimeDep
+) -> CodePublic:
+    row = await service.get_code(session, institution_id=institution.sub, code_id=code_id)
+    return _public(row, runtime)
+
+
+@router.post(
+    "/{code_id}/reactivate",
+    summary="Make a code valid again (also unlocks it)",
+    response_model=CodePublic,
+)
+async def reactivate_code(
+    code_id: str,
+    institution: CurrentInstitution,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    body: Annotated[CodeReactivate | None, Body()] = None,
+) -> CodePublic:
+    row = await service.reactivate_code(
+        session,
+        runtime,
+        institution_id=institution.sub,
+        code_id=code_id,
+        validity_days=body.validity_days if body else None,
+    )
+    return _public(row, runtime)
+
+
+@router.post("/{code_id}/expire", summary="Expire a code now", response_model=CodePublic)
+async def expire_code(
+    code_id: str, institution: CurrentInstitution, session: SessionDep, runtime: RuntimeDep
+) -> CodePublic:
+    row = await service.expire_code(
+        session, runtime, institution_id=institution.sub, code_id=code_id
+    )
+    return _public(row, runtime)
+
+
+@router.post("/{code_id}/revoke", summary="Revoke a code for good", response_model=CodePublic)
+async def revoke_code(
+    code_id: str, institution: CurrentInstitution, session: SessionDep, runtime: RuntimeDep
+) -> CodePublic:
+    row = await service.revoke_code(
+        session, runtime, institution_id=institution.sub, code_id=code_id
+    )
+    return _public(row, runtime)
+
+
+async def _checked_link(
+    session: AsyncSession, runtime: Runtime, institution_id: str, code_id: str, code: str
+) -> tuple[AccessCode, str]:
+    row = await service.verify_code_for(
+        session, runtime, institution_id=institution_id, code_id=code_id, code=code
+    )
+    return row, service.portal_link(runtime, normalise_code(code))
+
+
+@router.get(
+    "/{code_id}/qr.svg",
+    summary="QR code of the portal link (SVG)",
+    response_class=Response,
+    responses={200: {"content": {"image/svg+xml": {}}}},
+)
+async def qr_code_svg(
+    code_id: str,
+    code: CodeQuery,
+    institution: CurrentInstitution,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> Response:
+    _, link = await _checked_link(session, runtime, institution.sub, code_id, code)
+    return Response(qr_svg(link), media_type="image/svg+xml", headers=_NO_STORE)
+
+
+@router.get(
+    "/{code_id}/qr.png",
+    summary="QR code of the portal link (PNG)",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
+async def qr_code_png(
+    code_id: str,
+    code: CodeQuery,
+    institution: CurrentInstitution,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> Response:
+    _, link = await _checked_link(session, runtime, institution.sub, code_id, code)
+    return Response(qr_png(link), media_type="image/png", headers=_NO_STORE)
+
+
+@router.get(
+    "/{code_id}/sheet.pdf",
+    summary="Printable carrier sheet: institution, code, QR code, expiry, instructions",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+async def carrier_sheet(
+    code_id: str,
+    code: CodeQuery,
+    institution: CurrentInstitution,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> Response:
+    row, link = await _checked_link(session, runtime, institution.sub, code_id, code)
+    account = await runtime.auth.account(institution.sub)
+    pdf = carrier_sheet_pdf(
+        institution=account.name or "Your radiology practice",
+        code=format_code(normalise_code(code)),
+        link=link,
+        expires_at=row.expires_at,
+    )
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={
+            **_NO_STORE,
+            "Content-Disposition": 'inline; filename="access-code-sheet.pdf"',
+        },
+    )

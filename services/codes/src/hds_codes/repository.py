@@ -1,0 +1,200 @@
+"""SQL of the access code service (nothing else lives here).
+
+The lockout statements are single conditional UPDATEs / upserts, so concurrent attempts
+on one code or from one client are counted exactly on PostgreSQL and SQLite alike,
+without ``SELECT … FOR UPDATE``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hds_codes.models import AccessCode, ClientThrottle
+
+CodeState = Literal["active", "locked", "expired", "revoked"]
+
+
+@dataclass(frozen=True)
+class CodeFilter:
+    institution_id: str
+    package_id: str | None = None
+    state: CodeState | None = None
+    created_from: dt.datetime | None = None
+    created_to: dt.datetime | None = None
+    lookup_hash: str | None = None
+
+
+def _state_condition(state: CodeState, now: dt.datetime) -> ColumnElement[bool]:
+    not_revoked = AccessCode.revoked_at.is_(None)
+    unexpired = AccessCode.expires_at > now
+    locked = and_(AccessCode.locked_until.is_not(None), AccessCode.locked_until > now)
+    if state == "revoked":
+        return AccessCode.revoked_at.is_not(None)
+    if state == "expired":
+        return and_(not_revoked, AccessCode.expires_at <= now)
+    if state == "locked":
+        return and_(not_revoked, unexpired, locked)
+    return and_(not_revoked, unexpired, ~locked)
+
+
+async def search(
+    session: AsyncSession, criteria: CodeFilter, *, now: dt.datetime, limit: int, offset: int
+) -> tuple[Sequence[AccessCode], int]:
+    conditions: list[ColumnElement[bool]] = [AccessCode.institution_id == criteria.institution_id]
+    if criteria.package_id is not None:
+        conditions.append(AccessCode.package_id == criteria.package_id)
+    if criteria.state is not None:
+        conditions.append(_state_condition(criteria.state, now))
+    if criteria.created_from is not None:
+        conditions.append(AccessCode.created_at >= criteria.created_from)
+    if criteria.created_to is not None:
+        conditions.append(AccessCode.created_at < criteria.created_to)
+    if criteria.lookup_hash is not None:
+        conditions.append(AccessCode.lookup_hash == criteria.lookup_hash)
+    where = and_(*conditions)
+    total = await session.scalar(select(func.count()).select_from(AccessCode).where(where))
+    rows = await session.scalars(
+        select(AccessCode)
+        .where(where)
+        .order_by(AccessCode.created_at.desc(), AccessCode.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return rows.all(), int(total or 0)
+
+
+async def get_for_institution(
+    session: AsyncSession, code_id: str, institution_id: str
+) -> AccessCode | None:
+    return await session.scalar(
+        select(AccessCode).where(
+            AccessCode.id == code_id, AccessCode.institution_id == institution_id
+        )
+    )
+
+
+async def get_by_lookup_hash(session: AsyncSession, lookup_hash: str) -> AccessCode | None:
+    return await session.scalar(select(AccessCode).where(AccessCode.lookup_hash == lookup_hash))
+
+
+async def lookup_hash_exists(session: AsyncSession, lookup_hash: str) -> bool:
+    found = await session.scalar(select(AccessCode.id).where(AccessCode.lookup_hash == lookup_hash))
+    return found is not None
+
+
+def add(session: AsyncSession, code: AccessCode) -> None:
+    session.add(code)
+
+
+# -- lockout -------------------------------------------------------------------------
+
+
+async def reserve_attempt(
+    session: AsyncSession, code_id: str, *, max_failures: int, now: dt.datetime
+) -> bool:
+    """Count an attempt as failed before its answer is checked (a success refunds it), if
+    the code is not locked and has fewer than ``max_failures`` failures, in flight ones
+    included. False means: do not evaluate this attempt."""
+    reserved = await session.scalar(
+        update(AccessCode)
+        .where(
+            AccessCode.id == code_id,
+            AccessCode.failed_attempts < max_failures,
+            or_(AccessCode.locked_until.is_(None), AccessCode.locked_until <= now),
+        )
+        .values(failed_attempts=AccessCode.failed_attempts + 1)
+        .returning(AccessCode.id)
+        .execution_options(synchronize_session=False)
+    )
+    return reserved is not None
+
+
+async def lock_if_exhausted(
+    session: AsyncSession,
+    code_id: str,
+    *,
+    max_failures: int,
+    seen_lock_count: int,
+    locked_until: dt.datetime,
+) -> bool:
+    """Lock the code when its failures reached ``max_failures``. The ``lock_count`` guard
+    makes exactly one of several concurrent failed attempts apply the lock."""
+    locked = await session.scalar(
+        update(AccessCode)
+        .where(
+            AccessCode.id == code_id,
+            AccessCode.failed_attempts >= max_failures,
+            AccessCode.lock_count == seen_lock_count,
+        )
+        .values(
+            failed_attempts=0,
+            lock_count=seen_lock_count + 1,
+            locked_until=locked_until,
+        )
+        .returning(AccessCode.id)
+        .execution_options(synchronize_session=False)
+    )
+    return locked is not None
+
+
+async def record_right_answer(session: AsyncSession, code_id: str, *, now: dt.datetime) -> None:
+    await session.execute(
+        update(AccessCode)
+        .where(AccessCode.id == code_id)
+        .values(failed_attempts=0, lock_count=0, locked_until=None, last_validated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _insert_for(session: AsyncSession) -> Any:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert
+    if dialect == "sqlite":
+        return sqlite.insert
+    raise RuntimeError(f"unsupported database dialect {dialect}")
+
+
+async def count_client_attempt(
+    session: AsyncSession, client_hash: str, *, now: dt.datetime, window_start: dt.datetime
+) -> int:
+    """Count an attempt of a client (refunded on success); returns the client's count in
+    the current window, this attempt included. Windows older than ``window_start`` restart."""
+    insert = _insert_for(session)
+    statement = insert(ClientThrottle).values(
+        client_hash=client_hash, window_started_at=now, failures=1
+    )
+    stale = ClientThrottle.window_started_at <= window_start
+    statement = statement.on_conflict_do_update(
+        index_elements=[ClientThrottle.client_hash],
+        set_={
+            "failures": case((stale, 1), else_=ClientThrottle.failures + 1),
+            "window_started_at": case((stale, now), else_=ClientThrottle.window_started_at),
+        },
+    ).returning(ClientThrottle.failures)
+    failures = await session.scalar(statement)
+    return int(failures or 0)
+
+
+async def refund_client_attempt(session: AsyncSession, client_hash: str) -> None:
+    await session.execute(
+        update(ClientThrottle)
+        .where(ClientThrottle.client_hash == client_hash, ClientThrottle.failures > 0)
+        .values(failures=ClientThrottle.failures - 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def prune_client_throttles(session: AsyncSession, *, window_start: dt.datetime) -> None:
+    await session.execute(
+        delete(ClientThrottle)
+        .where(ClientThrottle.window_started_at <= window_start)
+        .execution_options(synchronize_session=False)
+    )

@@ -1,0 +1,119 @@
+"""Request and response bodies of the access code service."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CodeState = Literal["active", "locked", "expired", "revoked"]
+
+
+def _birth_date() -> Any:
+    return Field(
+        min_length=1,
+        max_length=32,
+        description="The patient's birth date, `YYYYMMDD` or `YYYY-MM-DD`.",
+        examples=["19700131", "1970-01-31"],
+    )
+
+
+def _code() -> Any:
+    return Field(
+        min_length=1,
+        max_length=64,
+        description="The access code in any case, with or without separators.",
+        examples=["7K3Q-M9XD-2HVA"],
+    )
+
+
+class CodeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    package_id: str = Field(min_length=1, max_length=64)
+    birth_date: str = _birth_date()
+    validity_days: int | None = Field(
+        default=None,
+        description="Days until the code expires; default from the institution's settings.",
+    )
+
+
+class CodeIssued(BaseModel):
+    """A new code. It is shown only now: the service keeps only a keyed hash of it."""
+
+    id: str
+    package_id: str
+    code: str = Field(description="`XXXX-XXXX-XXXX`")
+    link: str = Field(description="Portal link; the content of the QR code.")
+    expires_at: dt.datetime
+    validity_days: int
+    qr_svg: str
+    qr_png: str
+    sheet_pdf: str
+
+
+class CodePublic(BaseModel):
+    id: str
+    package_id: str
+    state: CodeState
+    validity_days: int
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    revoked_at: dt.datetime | None
+    reactivated_at: dt.datetime | None
+    last_validated_at: dt.datetime | None
+    locked_until: dt.datetime | None
+    failed_attempts: int
+
+
+class CodePage(BaseModel):
+    items: list[CodePublic]
+    total: int
+    limit: int
+    offset: int
+
+
+class CodeReactivate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    validity_days: int | None = Field(
+        default=None,
+        description="Days from now until the code expires; default from the institution's "
+        "settings.",
+    )
+
+
+class ImportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = _code()
+    birth_date: str = _birth_date()
+
+
+class ImportResult(BaseModel):
+    package_id: str
+    code_id: str
+    studies: int
+    documents: int
+    bytes: int
+
+
+class ValidateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = _code()
+    birth_date: str = _birth_date()
+    client: str = Field(
+        min_length=1,
+        max_length=255,
+        description="The end client's address, for the per-client failure limit.",
+    )
+
+
+class ValidateResult(BaseModel):
+    code_id: str
+    package_id: str
+    grant: str = Field(description="The package key sealed to the storage service.")
+    expires_at: dt.datetime = Field(description="Expiry of the grant.")
+    code_expires_at: dt.datetime = Field(description="Expiry of the access code.")

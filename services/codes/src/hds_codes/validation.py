@@ -1,0 +1,225 @@
+"""Validation of a code + birth date: the grant on success, lockout on failures.
+
+Rules that shape this module:
+
+* An unknown code and a wrong birth date must look the same in status, body and time.
+  Both run Argon2id (unknown codes with a stable dummy salt) and the same database
+  statements; both answer 401 ``invalid-code``. A locked or revoked code answers the
+  same way, also after running Argon2id, so a lock does not reveal that a code exists.
+* Failures are counted before the answer is checked and refunded on success, so
+  concurrent guesses cannot exceed the limit. The counters are committed in their own
+  short transactions: they must survive the 401 that follows (the request session would
+  roll back) and must not hold a database lock while Argon2id runs.
+* A client over its failure limit is refused before Argon2id: that reveals nothing
+  about any code and spares the CPU.
+
+Nothing here logs the code, the birth date or a key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import random
+from dataclasses import dataclass
+
+from hds_codes import repository
+from hds_codes.runtime import Runtime
+from hds_codes.slots import slot_aad, slot_secret
+from hds_codes.values import CODE_LENGTH, InvalidCodeFormat, normalise_code
+from hds_common.crypto import Argon2Params, Grant, seal_grant
+from hds_common.errors import Forbidden, Unauthorized
+
+__all__ = ["Validated", "code_expired", "invalid_code", "validate_code"]
+
+# A well-formed wrapped key that no KEK opens; unknown codes "try" it like a real slot.
+_DUMMY_WRAPPED = bytes((1,)) + bytes(12) + bytes(48)
+_PRUNE_PROBABILITY = 0.01
+
+
+@dataclass(frozen=True)
+class Validated:
+    code_id: str
+    package_id: str
+    grant: str
+    grant_expires_at: dt.datetime
+    code_expires_at: dt.datetime
+
+
+def invalid_code() -> Unauthorized:
+    # One answer for wrong, unknown, revoked and locked codes and throttled clients.
+    return Unauthorized(
+        "The access code or the birth date is not correct.",
+        slug="invalid-code",
+        title="Access code not accepted",
+        headers={"WWW-Authenticate": 'HDS-Access-Code realm="hds"'},
+    )
+
+
+def code_expired() -> Forbidden:
+    return Forbidden(
+        "The access code has expired; the issuing institution can reactivate it.",
+        slug="code-expired",
+        title="Access code expired",
+    )
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    code_id: str | None
+    package_id: str
+    evaluate: bool
+    salt: bytes
+    params: Argon2Params
+    wrapped: bytes
+    lock_count: int
+    expires_at: dt.datetime | None
+    throttled: bool
+
+
+async def validate_code(
+    runtime: Runtime, *, code: str, birth_date: dt.date, client: str
+) -> Validated:
+    """The grant for ``code`` + ``birth_date``, or 401 ``invalid-code`` / 403 ``code-expired``."""
+    settings = runtime.settings
+    now = runtime.now()
+    try:
+        normal = normalise_code(code)
+    except InvalidCodeFormat:
+        # Treated as an unknown code (the internal contract knows only 401 here): an ASCII
+        # stand-in that no real code equals, since "U" is not in the alphabet.
+        digest = hashlib.sha256(code.encode("utf-8", "surrogatepass")).hexdigest()
+        normal = "U" + digest[: CODE_LENGTH - 1].upper()
+    lookup_hash = runtime.lookup.code_hash(normal)
+    client_hash = runtime.lookup.client_hash(client)
+
+    attempt = await _begin_attempt(runtime, lookup_hash, client_hash, now)
+    if attempt.throttled:
+        runtime.metrics.validations.labels("throttled").inc()
+        raise invalid_code()
+
+    key = await runtime.deriver.unwrap(
+        slot_secret(normal, birth_date),
+        attempt.salt,
+        attempt.params,
+        attempt.wrapped,
+        slot_aad(attempt.code_id or "", attempt.package_id),
+    )
+    if key is None or not attempt.evaluate or attempt.code_id is None:
+        await _record_failure(runtime, attempt, now)
+        # Unknown codes count as "rejected" like wrong answers: not even the metrics
+        # tell the two apart.
+        runtime.metrics.validations.labels("rejected" if attempt.evaluate else "locked").inc()
+        raise invalid_code()
+
+    await _record_right_answer(runtime, attempt.code_id, client_hash, now)
+    assert attempt.expires_at is not None
+    if attempt.expires_at <= now:
+        runtime.metrics.validations.labels("expired").inc()
+        raise code_expired()
+
+    grant_expires_at = now + dt.timedelta(seconds=settings.grant_ttl_seconds)
+    grant = seal_grant(
+        runtime.grant_public_key,
+        Grant(
+            kind="package",
+            subject=attempt.package_id,
+            key=key,
+            expires_at=int(grant_expires_at.timestamp()),
+        ),
+    )
+    runtime.metrics.validations.labels("success").inc()
+    return Validated(
+        code_id=attempt.code_id,
+        package_id=attempt.package_id,
+        grant=grant,
+        grant_expires_at=grant_expires_at.replace(microsecond=0),
+        code_expires_at=attempt.expires_at,
+    )
+
+
+async def _begin_attempt(
+    runtime: Runtime, lookup_hash: str, client_hash: str, now: dt.datetime
+) -> _Attempt:
+    settings = runtime.settings
+    window_start = now - dt.timedelta(seconds=settings.client_window_seconds)
+    async with runtime.session_maker.begin() as session:
+        client_count = await repository.count_client_attempt(
+            session, client_hash, now=now, window_start=window_start
+        )
+        if random.random() < _PRUNE_PROBABILITY:
+            await repository.prune_client_throttles(session, window_start=window_start)
+        if client_count > settings.client_max_failures:
+            return _Attempt(
+                code_id=None,
+                package_id="",
+                evaluate=False,
+                salt=b"",
+                params=settings.argon2,
+                wrapped=b"",
+                lock_count=0,
+                expires_at=None,
+                throttled=True,
+            )
+        row = await repository.get_by_lookup_hash(session, lookup_hash)
+        usable = row is not None and row.revoked_at is None
+        # The same UPDATE runs for unknown codes (matching nothing) to keep the timing alike.
+        reserved = await repository.reserve_attempt(
+            session,
+            row.id if row is not None and usable else "",
+            max_failures=settings.code_max_failures,
+            now=now,
+        )
+        if row is None or not usable:
+            return _Attempt(
+                code_id=None,
+                package_id="",
+                evaluate=True,
+                salt=runtime.lookup.dummy_salt(lookup_hash),
+                params=settings.argon2,
+                wrapped=_DUMMY_WRAPPED,
+                lock_count=0,
+                expires_at=None,
+                throttled=False,
+            )
+        return _Attempt(
+            code_id=row.id,
+            package_id=row.package_id,
+            evaluate=reserved,
+            salt=row.kdf_salt,
+            params=Argon2Params(row.kdf_time_cost, row.kdf_memory_kib, row.kdf_parallelism),
+            wrapped=row.wrapped_key,
+            lock_count=row.lock_count,
+            expires_at=row.expires_at,
+            throttled=False,
+        )
+
+
+def lock_duration(settings_lock_seconds: int, max_seconds: int, lock_count: int) -> dt.timedelta:
+    """15 minutes (by default) for the first lock, doubling for each further one."""
+    seconds = settings_lock_seconds * (2 ** min(lock_count, 32))
+    return dt.timedelta(seconds=min(seconds, max_seconds))
+
+
+async def _record_failure(runtime: Runtime, attempt: _Attempt, now: dt.datetime) -> None:
+    settings = runtime.settings
+    duration = lock_duration(
+        settings.code_lock_seconds, settings.code_lock_max_seconds, attempt.lock_count
+    )
+    async with runtime.session_maker.begin() as session:
+        # For unknown codes and attempts that were not evaluated this matches nothing.
+        await repository.lock_if_exhausted(
+            session,
+            attempt.code_id if attempt.code_id is not None and attempt.evaluate else "",
+            max_failures=settings.code_max_failures,
+            seen_lock_count=attempt.lock_count,
+            locked_until=now + duration,
+        )
+
+
+async def _record_right_answer(
+    runtime: Runtime, code_id: str, client_hash: str, now: dt.datetime
+) -> None:
+    async with runtime.session_maker.begin() as session:
+        await repository.record_right_answer(session, code_id, now=now)
+        await repository.refund_client_attempt(session, client_hash)

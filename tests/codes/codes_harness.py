@@ -1,0 +1,528 @@
+"""Test harness of the access code service.
+
+The codes app runs for real (its own database, Argon2id, lookup secret, lifespan). Its
+neighbours are small FastAPI *stand-ins* serving only the routes codes calls, with the
+contract of docs/architecture.md and real cryptography (grants are sealed and opened
+with X25519), until the lead wires the real identity and storage services in:
+
+* ``StandInIdentity``: JWKS, ``GET /internal/v1/accounts/{id}``, ``POST /auth/v1/login``.
+* ``StandInStorage``: ``GET /internal/v1/packages/{id}/key``,
+  ``POST /internal/v1/packages/{id}/slots``, and the ingest routes ``hds publish`` uses.
+* ``GatewayStandInTransport``: routes by path prefix like the gateway, for the CLI.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import pydicom
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.responses import JSONResponse
+from fpdf import FPDF
+from pydantic import SecretStr
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+from starlette.datastructures import UploadFile as StarletteUploadFile
+
+from hds_codes.config import Settings
+from hds_codes.main import create_app
+from hds_codes.runtime import Runtime
+from hds_common.crypto import (
+    FAST_ARGON2,
+    Grant,
+    GrantError,
+    b64e,
+    generate_package_key,
+    open_grant,
+    public_key_to_bytes,
+    seal_grant,
+)
+from hds_common.errors import PROBLEM_CONTENT_TYPE
+from hds_common.service_auth import SERVICE_TOKEN_HEADER, mint_service_token, verify_service_token
+from hds_common.settings import SuiteSettings
+from hds_common.testing.asgi import ServiceRouterTransport, running
+from hds_common.testing.tokens import TestIssuer
+from hds_common.tokens import ACCOUNT_AUDIENCE, TokenClaims, TokenVerifier, bearer_token
+
+INTERNAL_SECRET = "codes-tests-internal-secret"
+PUBLIC_BASE = "https://portal.example.org"
+AUTH_URL = "http://auth.internal"
+STORAGE_URL = "http://storage.internal"
+
+
+def _problem(status: int, slug: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {"type": f"urn:hds:problem:{slug}", "title": slug, "status": status, "detail": detail}
+    return JSONResponse({**body, **extra}, status_code=status, media_type=PROBLEM_CONTENT_TYPE)
+
+
+# -- neighbours' state ------------------------------------------------------------------
+
+
+@dataclass
+class Account:
+    id: str
+    email: str
+    password: str
+    role: str
+    name: str
+    code_validity_days: int | None
+    user_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+
+
+@dataclass
+class Package:
+    id: str
+    owner: str
+    key: bytes
+    complete: bool = False
+    instances: list[bytes] = field(default_factory=list)
+    documents: list[bytes] = field(default_factory=list)
+    # The package's patient (storage keeps one per package): from the first DICOM file or
+    # the first PDF's form fields.
+    patient: dict[str, str] | None = None
+
+
+@dataclass
+class SlotCall:
+    package_id: str
+    account_id: str
+    grant: Grant
+
+
+@dataclass
+class Neighbourhood:
+    """What the stand-ins know and what they were asked."""
+
+    issuer: TestIssuer
+    storage_private_key: X25519PrivateKey
+    accounts: dict[str, Account] = field(default_factory=dict)
+    packages: dict[str, Package] = field(default_factory=dict)
+    slot_calls: list[SlotCall] = field(default_factory=list)
+    key_requests: int = 0
+    # Set to make the slots route answer 507 like storage in manual deletion mode.
+    quota_exceeded: bool = False
+
+    @property
+    def grant_public_key(self) -> str:
+        return b64e(public_key_to_bytes(self.storage_private_key.public_key()))
+
+    def user_grant(self, account: Account, *, ttl: int = 900) -> str:
+        return seal_grant(
+            self.storage_private_key.public_key(),
+            Grant(
+                kind="user",
+                subject=account.id,
+                key=account.user_key,
+                expires_at=int(time.time()) + ttl,
+            ),
+        )
+
+    def token(self, account: Account, *, grant: bool = True) -> str:
+        return self.issuer.mint(
+            account.id,
+            roles=[account.role],
+            grant=self.user_grant(account) if grant else None,
+        )
+
+
+def _service_caller(token: Annotated[str | None, Header(alias=SERVICE_TOKEN_HEADER)] = None) -> str:
+    return verify_service_token(INTERNAL_SECRET, token)
+
+
+def stand_in_identity(hood: Neighbourhood) -> FastAPI:
+    """Stand-in of the identity service (only what codes and ``hds publish`` call)."""
+    app = FastAPI(title="identity stand-in")
+
+    @app.get("/.well-known/jwks.json")
+    async def jwks() -> dict[str, Any]:
+        return hood.issuer.jwks
+
+    @app.get("/internal/v1/accounts/{account_id}")
+    async def account(account_id: str, _: Annotated[str, Depends(_service_caller)]) -> Any:
+        found = hood.accounts.get(account_id)
+        if found is None:
+            return _problem(404, "account-not-found", "no such account")
+        return {
+            "id": found.id,
+            "email": found.email,
+            "role": found.role,
+            "name": found.name,
+            "default_code_validity_days": found.code_validity_days,
+            "public_key": b64e(public_key_to_bytes(X25519PrivateKey.generate().public_key())),
+            "quota_bytes": 1 << 30,
+            "deletion_mode": "manual",
+            "notifications": True,
+            "accept_shares": True,
+        }
+
+    @app.post("/auth/v1/login")
+    async def login(request: Request) -> Any:
+        body = await request.json()
+        for candidate in hood.accounts.values():
+            if candidate.email == body.get("email") and candidate.password == body.get("password"):
+                return {
+                    "access_token": hood.token(candidate),
+                    "token_type": "bearer",
+                    "expires_in": 900,
+                }
+        return _problem(401, "invalid-credentials", "wrong e-mail or password")
+
+    return app
+
+
+def stand_in_storage(hood: Neighbourhood) -> FastAPI:
+    """Stand-in of the storage service: package keys, key slots and the ingest routes."""
+    app = FastAPI(title="storage stand-in")
+    verifier = TokenVerifier(issuer=hood.issuer.issuer, keys=hood.issuer.keys())
+
+    async def institution(request: Request) -> TokenClaims:
+        claims = await verifier.verify(
+            bearer_token(request.headers.get("authorization")), audience=ACCOUNT_AUDIENCE
+        )
+        assert claims.has_role("institution")
+        return claims
+
+    @app.get("/internal/v1/packages/{package_id}/key")
+    async def package_key(
+        package_id: str,
+        _: Annotated[str, Depends(_service_caller)],
+        grant: Annotated[str, Header(alias="X-HDS-Grant")],
+    ) -> Any:
+        hood.key_requests += 1
+        try:
+            opened = open_grant(hood.storage_private_key, grant)
+        except GrantError:
+            return _problem(401, "grant-invalid", "grant cannot be opened")
+        package = hood.packages.get(package_id)
+        if package is None:
+            return _problem(404, "package-not-found", "no such package")
+        if opened.kind != "user" or opened.subject != package.owner:
+            return _problem(403, "forbidden", "not the publishing institution")
+        return {"package_key": b64e(package.key)}
+
+    @app.post("/internal/v1/packages/{package_id}/slots")
+    async def add_slot(
+        package_id: str, request: Request, _: Annotated[str, Depends(_service_caller)]
+    ) -> Any:
+        body = await request.json()
+        package = hood.packages.get(package_id)
+        if package is None:
+            return _problem(404, "package-not-found", "no such package")
+        try:
+            grant = open_grant(hood.storage_private_key, body["package_grant"])
+        except GrantError:
+            return _problem(401, "grant-invalid", "grant cannot be opened")
+        if grant.kind != "package" or grant.subject != package_id or grant.key != package.key:
+            return _problem(403, "forbidden", "grant is not for this package")
+        if hood.quota_exceeded:
+            return _problem(
+                507, "quota-exceeded", "the studies do not fit into your quota", needed_bytes=1234
+            )
+        hood.slot_calls.append(SlotCall(package_id, body["account_id"], grant))
+        return {
+            "package_id": package_id,
+            "studies": 1 if package.instances or not package.documents else 0,
+            "documents": len(package.documents),
+            "bytes": sum(map(len, package.instances)) + sum(map(len, package.documents)),
+        }
+
+    @app.post("/storage/v1/packages", status_code=201)
+    async def create_package(request: Request) -> Any:
+        claims = await institution(request)
+        package = Package(id=str(uuid.uuid4()), owner=claims.sub, key=generate_package_key())
+        hood.packages[package.id] = package
+        return {"id": package.id, "state": "open"}
+
+    async def _read(request: Request) -> bytes:
+        data = bytearray()
+        async for chunk in request.stream():
+            data += chunk
+        assert len(data) == int(request.headers["content-length"])
+        return bytes(data)
+
+    @app.get("/storage/v1/packages/{package_id}")
+    async def get_package(package_id: str, request: Request) -> Any:
+        await institution(request)
+        package = hood.packages[package_id]
+        return {"id": package.id, "state": "open", "patient": package.patient}
+
+    @app.post("/storage/v1/packages/{package_id}/instances", status_code=201)
+    async def add_instance(package_id: str, request: Request) -> Any:
+        await institution(request)
+        data = await _read(request)
+        if request.headers["content-type"] != "application/dicom" or data[128:132] != b"DICM":
+            return _problem(415, "not-dicom", "not a DICOM Part 10 file")
+        package = hood.packages[package_id]
+        package.instances.append(data)
+        if package.patient is None:
+            dataset = pydicom.dcmread(io.BytesIO(data))
+            package.patient = {
+                "patient_id": str(dataset.PatientID),
+                "name": str(dataset.PatientName),
+            }
+        return {"id": str(uuid.uuid4())}
+
+    @app.post("/storage/v1/packages/{package_id}/documents", status_code=201)
+    async def add_document(package_id: str, request: Request) -> Any:
+        await institution(request)
+        if not request.headers["content-type"].startswith("multipart/form-data"):
+            return _problem(415, "unsupported-content", "send PDFs as multipart/form-data")
+        package = hood.packages[package_id]
+        async with request.form() as form:
+            upload = form["file"]
+            assert isinstance(upload, StarletteUploadFile)
+            data = await upload.read()
+            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        if not data.startswith(b"%PDF-"):
+            return _problem(415, "not-pdf", "not a PDF")
+        if not fields.get("patient_id"):
+            return _problem(422, "patient-required", "a PDF must be assigned to a patient")
+        if package.patient is None:
+            if not fields.get("patient_name"):
+                return _problem(422, "patient-required", "the package has no patient yet")
+            package.patient = {"patient_id": fields["patient_id"], "name": fields["patient_name"]}
+        elif package.patient["patient_id"] != fields["patient_id"]:
+            return _problem(422, "patient-mismatch", "another patient")
+        package.documents.append(data)
+        return {"id": str(uuid.uuid4())}
+
+    @app.post("/storage/v1/packages/{package_id}/complete")
+    async def complete(package_id: str, request: Request) -> Any:
+        await institution(request)
+        hood.packages[package_id].complete = True
+        return {"id": package_id, "state": "complete"}
+
+    return app
+
+
+class GatewayStandInTransport(httpx.AsyncBaseTransport):
+    """Stand-in of the gateway for the CLI: routes by path prefix to in-process apps."""
+
+    def __init__(self, routes: dict[str, FastAPI]) -> None:
+        self._routes = {prefix: httpx.ASGITransport(app=app) for prefix, app in routes.items()}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        for prefix, transport in self._routes.items():
+            if request.url.path.startswith(prefix):
+                return await transport.handle_async_request(request)
+        return httpx.Response(404, json={"type": "urn:hds:problem:not-found"})
+
+
+# -- test data ------------------------------------------------------------------------------
+
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+
+
+def write_dicom(path: Path, *, study: str, sop_class: str = CT_IMAGE_STORAGE) -> None:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(sop_class)
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset = Dataset()
+    dataset.file_meta = meta
+    dataset.SOPClassUID = sop_class
+    dataset.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    dataset.StudyInstanceUID = study
+    dataset.SeriesInstanceUID = generate_uid()
+    dataset.PatientName = "Doe^Jane"
+    dataset.PatientID = "P-1234"
+    dataset.PatientBirthDate = "19700131"
+    dataset.Modality = "CT"
+    dataset.Rows = dataset.Columns = 4
+    dataset.BitsAllocated = dataset.BitsStored = 8
+    dataset.HighBit = 7
+    dataset.SamplesPerPixel = 1
+    dataset.PhotometricInterpretation = "MONOCHROME2"
+    dataset.PixelRepresentation = 0
+    dataset.PixelData = bytes(range(16))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dataset.save_as(path, enforce_file_format=True)
+
+
+def write_pdf(path: Path) -> None:
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=12)
+    pdf.cell(0, 10, "Report: no abnormality detected.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(pdf.output()))
+
+
+# -- the codes app under test -------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = dt.datetime.now(dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += dt.timedelta(**delta)
+
+
+@dataclass
+class Issued:
+    id: str
+    code: str
+    package: Package
+    institution: Account
+    birth_date: str
+    body: dict[str, Any]
+
+
+@dataclass
+class Harness:
+    app: FastAPI
+    client: httpx.AsyncClient
+    hood: Neighbourhood
+    clock: FakeClock
+    settings: Settings
+    router: ServiceRouterTransport
+
+    @property
+    def runtime(self) -> Runtime:
+        runtime: Runtime = self.app.state.runtime
+        return runtime
+
+    def account(
+        self,
+        *,
+        role: str = "institution",
+        name: str = "Radiologie am See",
+        code_validity_days: int | None = 45,
+        password: str = "correct horse battery staple",
+    ) -> Account:
+        account_id = str(uuid.uuid4())
+        account = Account(
+            id=account_id,
+            email=f"{account_id[:8]}@example.org",
+            password=password,
+            role=role,
+            name=name,
+            code_validity_days=code_validity_days,
+        )
+        self.hood.accounts[account.id] = account
+        return account
+
+    def package(self, owner: Account) -> Package:
+        package = Package(id=str(uuid.uuid4()), owner=owner.id, key=generate_package_key())
+        package.complete = True
+        package.instances.append(b"\0" * 128 + b"DICM" + b"x" * 100)
+        self.hood.packages[package.id] = package
+        return package
+
+    def auth(self, account: Account, *, grant: bool = True) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.hood.token(account, grant=grant)}"}
+
+    async def issue(
+        self,
+        institution: Account | None = None,
+        *,
+        birth_date: str = "19700131",
+        validity_days: int | None = None,
+        package: Package | None = None,
+    ) -> Issued:
+        institution = institution or self.account()
+        package = package or self.package(institution)
+        body: dict[str, Any] = {"package_id": package.id, "birth_date": birth_date}
+        if validity_days is not None:
+            body["validity_days"] = validity_days
+        response = await self.client.post(
+            "/codes/v1/codes", json=body, headers=self.auth(institution)
+        )
+        assert response.status_code == 201, response.text
+        data = response.json()
+        return Issued(data["id"], data["code"], package, institution, birth_date, data)
+
+    async def validate(
+        self, code: str, birth_date: str, *, client: str | None = None
+    ) -> httpx.Response:
+        return await self.client.post(
+            "/internal/v1/validate",
+            json={"code": code, "birth_date": birth_date, "client": client or unique_client()},
+            headers={SERVICE_TOKEN_HEADER: mint_service_token(INTERNAL_SECRET, "dlx")},
+        )
+
+    def metric(self, outcome: str) -> float:
+        value = self.app.state.metrics_registry.get_sample_value(
+            "hds_codes_validations_total", {"outcome": outcome}
+        )
+        return float(value or 0.0)
+
+
+def unique_client() -> str:
+    raw = secrets.token_bytes(3)
+    return f"10.{raw[0]}.{raw[1]}.{raw[2]}"
+
+
+def make_settings(
+    database_url: str, secret_file: Path, hood: Neighbourhood, **overrides: Any
+) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "migrate_on_start": False,
+        "lookup_secret_file": secret_file,
+        "argon2_time_cost": FAST_ARGON2.time_cost,
+        "argon2_memory_kib": FAST_ARGON2.memory_cost_kib,
+        "argon2_parallelism": FAST_ARGON2.parallelism,
+        "suite": SuiteSettings(
+            environment="test",
+            auth_url=AUTH_URL,
+            storage_url=STORAGE_URL,
+            public_base_url=PUBLIC_BASE,
+            internal_secret=SecretStr(INTERNAL_SECRET),
+            grant_public_key=hood.grant_public_key,
+            jwt_issuer=hood.issuer.issuer,
+        ),
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@asynccontextmanager
+async def codes_harness(
+    database_url: str,
+    secret_file: Path,
+    hood: Neighbourhood,
+    *,
+    client_address: str | None = None,
+    **overrides: Any,
+) -> AsyncIterator[Harness]:
+    """The codes app with its stand-in neighbours, lifespans running."""
+    settings = make_settings(database_url, secret_file, hood, **overrides)
+    router = ServiceRouterTransport()
+    app = create_app(settings, transport=router)
+    router.register("auth.internal", stand_in_identity(hood))
+    router.register("storage.internal", stand_in_storage(hood))
+    router.register("codes.internal", app)
+    clock = FakeClock()
+    async with running(app):
+        app.state.runtime.clock = clock
+        transport = httpx.ASGITransport(app=app, client=(client_address or unique_client(), 4242))
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://codes.internal"
+        ) as client:
+            yield Harness(app, client, hood, clock, settings, router)
+
+
+def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
+    """``response`` is an RFC 9457 problem of ``status`` with type ``slug``; its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM_CONTENT_TYPE)
+    body: dict[str, Any] = response.json()
+    assert body["type"] == f"urn:hds:problem:{slug}", body
+    assert body["status"] == status
+    return body
