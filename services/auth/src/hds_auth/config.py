@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hds_common.crypto import Argon2Params
 from hds_common.settings import SuiteSettings
+
+MIB = 1024 * 1024
 
 
 class Settings(BaseSettings):
@@ -17,4 +22,62 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///var/auth.db"
     migrate_on_start: bool = True
 
+    # ES256 signing keys (PEM files); generated on first start when the directory is empty.
+    signing_key_dir: Path = Path("var/keys/auth")
+    # How often a replica looks for keys another replica (or the CLI) added.
+    signing_key_rescan_seconds: float = Field(default=10.0, ge=0)
+    access_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
+    refresh_token_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=300)
+    dlx_token_ttl_seconds: int = Field(default=600, ge=60, le=3600)
+    dlx_token_max_ttl_seconds: int = Field(default=3600, ge=60, le=24 * 3600)
+    activation_ttl_seconds: int = Field(default=48 * 3600, ge=60)
+
+    # Argon2id cost for password hashes and key-encryption keys (OWASP minimum by default).
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_memory_kib: int = Field(default=19456, ge=8)
+    argon2_parallelism: int = Field(default=1, ge=1)
+    password_min_length: int = Field(default=10, ge=8)
+
+    # Mail: with no SMTP host, mails are written as .eml files to the outbox directory.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    # Unset: STARTTLS when the server offers it; true: required; false: never.
+    smtp_starttls: bool | None = None
+    smtp_timeout_seconds: float = 10.0
+    mail_from: str = "HDS <no-reply@localhost>"
+    outbox_dir: Path = Path("var/outbox")
+
+    default_quota_mib: int = Field(default=1024, ge=0)
+    default_code_validity_days: int = Field(default=30, ge=30, le=90)
+    # The storage service answers usage; a slow one must not slow /me down.
+    storage_timeout_seconds: float = 2.0
+
+    # Throttling of failed logins and password resets, per account and per client address.
+    throttle_window_seconds: int = Field(default=900, ge=1)
+    login_failures_per_account: int = Field(default=5, ge=1)
+    login_failures_per_client: int = Field(default=20, ge=1)
+    reset_failures_per_account: int = Field(default=5, ge=1)
+    reset_failures_per_client: int = Field(default=10, ge=1)
+    activation_resends_per_account: int = Field(default=5, ge=1)
+
     suite: SuiteSettings = Field(default_factory=SuiteSettings)
+
+    @model_validator(mode="after")
+    def _dlx_default_within_maximum(self) -> Settings:
+        if self.dlx_token_ttl_seconds > self.dlx_token_max_ttl_seconds:
+            raise ValueError("HDS_AUTH_DLX_TOKEN_TTL_SECONDS exceeds the maximum")
+        return self
+
+    @property
+    def argon2(self) -> Argon2Params:
+        return Argon2Params(
+            time_cost=self.argon2_time_cost,
+            memory_cost_kib=self.argon2_memory_kib,
+            parallelism=self.argon2_parallelism,
+        )
+
+    @property
+    def default_quota_bytes(self) -> int:
+        return self.default_quota_mib * MIB

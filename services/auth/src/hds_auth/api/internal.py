@@ -1,0 +1,65 @@
+"""Routes for the suite's own services (``X-HDS-Service-Token``); never routed by the
+gateway."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Depends, status
+
+from hds_auth import service
+from hds_auth.config import Settings
+from hds_auth.db import SessionDep
+from hds_auth.deps import RuntimeDep
+from hds_auth.schemas import (
+    DlxToken,
+    DlxTokenRequest,
+    InternalAccount,
+    NotificationRequest,
+    NotificationResult,
+)
+from hds_common.errors import UnprocessableContent
+from hds_common.service_auth import require_service
+
+
+def build_router(settings: Settings) -> APIRouter:
+    secret = settings.suite.internal_secret
+    router = APIRouter(
+        tags=["internal"],
+        dependencies=[Depends(require_service(secret.get_secret_value))],
+    )
+
+    @router.post("/internal/v1/dlx-tokens", summary="Mint a DLX token for a validated code")
+    async def dlx_token(body: DlxTokenRequest, runtime: RuntimeDep) -> DlxToken:
+        ttl = body.ttl_seconds or runtime.settings.dlx_token_ttl_seconds
+        if ttl > runtime.settings.dlx_token_max_ttl_seconds:
+            raise UnprocessableContent(
+                f"ttl_seconds must be at most {runtime.settings.dlx_token_max_ttl_seconds}.",
+                slug="ttl-out-of-range",
+            )
+        issued = runtime.issuer.dlx_token(
+            code_id=body.code_id, package_id=body.package_id, grant=body.grant, ttl=ttl
+        )
+        return DlxToken(token=issued.token, expires_in=issued.expires_in)
+
+    @router.get("/internal/v1/accounts/{account_id}", summary="An account for other services")
+    async def account(
+        account_id: uuid.UUID, session: SessionDep, runtime: RuntimeDep
+    ) -> InternalAccount:
+        found = await service.get_account_or_404(session, account_id)
+        return service.internal_view(runtime, found)
+
+    @router.post(
+        "/internal/v1/notifications",
+        status_code=status.HTTP_202_ACCEPTED,
+        summary="Mail an account, if it wants notifications",
+    )
+    async def notify(
+        body: NotificationRequest, session: SessionDep, runtime: RuntimeDep
+    ) -> NotificationResult:
+        sent = await service.notify(
+            session, runtime, account_id=body.account_id, subject=body.subject, text=body.text
+        )
+        return NotificationResult(sent=sent)
+
+    return router

@@ -1,0 +1,107 @@
+"""Outgoing mail: SMTP (aiosmtplib) when a server is configured, otherwise ``.eml`` files
+in the outbox directory (the embedded default), so a developer can open them."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email.utils
+import os
+import uuid
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Protocol
+
+import aiosmtplib
+
+from hds_auth.config import Settings
+
+__all__ = ["MailError", "Mailer", "OutboxMailer", "SmtpMailer", "build_message", "mailer_from"]
+
+
+class MailError(Exception):
+    """The mail could not be handed over."""
+
+
+class Mailer(Protocol):
+    async def send(self, message: EmailMessage) -> None: ...
+
+
+def build_message(*, sender: str, to: str, subject: str, text: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = email.utils.formatdate(localtime=False, usegmt=True)
+    domain = email.utils.parseaddr(sender)[1].partition("@")[2] or "localhost"
+    message["Message-ID"] = email.utils.make_msgid(domain=domain)
+    message.set_content(text)
+    return message
+
+
+class SmtpMailer:
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        username: str,
+        password: str,
+        start_tls: bool | None,
+        timeout: float,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.username = username or None
+        self.password = password or None
+        self.start_tls = start_tls
+        self.timeout = timeout
+
+    async def send(self, message: EmailMessage) -> None:
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=self.host,
+                port=self.port,
+                username=self.username,
+                password=self.password,
+                start_tls=self.start_tls,
+                timeout=self.timeout,
+            )
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise MailError(f"SMTP delivery to {self.host}:{self.port} failed: {exc}") from exc
+
+
+class OutboxMailer:
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    async def send(self, message: EmailMessage) -> None:
+        try:
+            await asyncio.to_thread(self._write, message)
+        except OSError as exc:
+            raise MailError(f"writing to the outbox {self.directory} failed: {exc}") from exc
+
+    def _write(self, message: EmailMessage) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        path = self.directory / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(message.as_bytes())
+        # Renamed into place so a reader never sees half a message.
+        tmp.rename(path)
+
+
+def mailer_from(settings: Settings) -> Mailer:
+    if settings.smtp_host:
+        return SmtpMailer(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value(),
+            start_tls=settings.smtp_starttls,
+            timeout=settings.smtp_timeout_seconds,
+        )
+    return OutboxMailer(settings.outbox_dir)

@@ -1,0 +1,319 @@
+"""/me (quota and usage from storage), settings, public-key look-ups, administration."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from auth_harness import Accounts, AppFactory, AuthApp, StorageStandIn
+
+from hds_common.crypto import b64d
+from hds_common.testing.smtp import SmtpTestServer
+
+MIB = 1024 * 1024
+BOTH_DATABASES = pytest.mark.parametrize(
+    "backend", [pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"], indirect=True
+)
+
+
+def _auth(tokens: dict[str, str]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+@BOTH_DATABASES
+async def test_me_shows_settings_quota_and_usage_from_storage(
+    auth: AuthApp, accounts: Accounts, storage_stand_in: StorageStandIn
+) -> None:
+    account = await accounts.active()
+    storage_stand_in.usage[account.id] = 123_456
+    response = await auth.client.get("/auth/v1/me", headers=_auth(await accounts.login(account)))
+    assert response.status_code == 200
+    me = response.json()
+    assert me["id"] == account.id
+    assert me["email"] == account.email
+    assert me["role"] == "patient"
+    assert me["settings"] == {
+        "deletion_mode": "automatic",
+        "notifications": True,
+        "accept_shares": True,
+    }
+    assert me["quota_bytes"] == 1024 * MIB
+    assert me["used_bytes"] == 123_456
+    assert me["institution"] is None
+    assert len(b64d(me["public_key"])) == 32
+    # The call to storage was authenticated as the auth service.
+    assert storage_stand_in.calls == ["auth"]
+
+
+async def test_me_shows_usage_null_when_storage_is_unreachable(
+    make_auth_app: AppFactory, accounts: Accounts
+) -> None:
+    async with make_auth_app(with_storage=False) as harness:
+        account = await accounts.active()
+        tokens = await accounts.login(account)
+        response = await harness.client.get("/auth/v1/me", headers=_auth(tokens))
+        assert response.status_code == 200
+        assert response.json()["used_bytes"] is None
+        assert response.json()["quota_bytes"] == 1024 * MIB
+
+
+async def test_settings_change(auth: AuthApp, accounts: Accounts) -> None:
+    account = await accounts.active()
+    headers = _auth(await accounts.login(account))
+    response = await auth.client.patch(
+        "/auth/v1/me/settings",
+        json={"deletion_mode": "manual", "notifications": False},
+        headers=headers,
+    )
+    assert response.status_code == 200
+    assert response.json()["settings"] == {
+        "deletion_mode": "manual",
+        "notifications": False,
+        "accept_shares": True,
+    }
+    response = await auth.client.patch(
+        "/auth/v1/me/settings", json={"accept_shares": False}, headers=headers
+    )
+    assert response.json()["settings"] == {
+        "deletion_mode": "manual",
+        "notifications": False,
+        "accept_shares": False,
+    }
+    me = await auth.client.get("/auth/v1/me", headers=headers)
+    assert me.json()["settings"]["accept_shares"] is False
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"deletion_mode": "sometimes"}, 422),
+        ({"notifications": "maybe"}, 422),
+        ({"unknown_setting": True}, 422),
+        ({"deletion_mode": None}, 400),
+        ({"default_code_validity_days": 45}, 403),
+    ],
+)
+async def test_invalid_settings_are_refused(
+    auth: AuthApp, accounts: Accounts, body: dict[str, object], status: int
+) -> None:
+    account = await accounts.active()
+    response = await auth.client.patch(
+        "/auth/v1/me/settings", json=body, headers=_auth(await accounts.login(account))
+    )
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_institution_profile(auth: AuthApp, accounts: Accounts) -> None:
+    institution = await accounts.privileged(role="institution", name="Radiology North")
+    headers = _auth(await accounts.login(institution))
+    me = (await auth.client.get("/auth/v1/me", headers=headers)).json()
+    assert me["institution"] == {"name": "Radiology North", "default_code_validity_days": 30}
+    changed = await auth.client.patch(
+        "/auth/v1/me/settings",
+        json={"name": "Radiology North-East", "default_code_validity_days": 90},
+        headers=headers,
+    )
+    assert changed.status_code == 200
+    assert changed.json()["institution"] == {
+        "name": "Radiology North-East",
+        "default_code_validity_days": 90,
+    }
+    for days in (29, 91):
+        refused = await auth.client.patch(
+            "/auth/v1/me/settings", json={"default_code_validity_days": days}, headers=headers
+        )
+        assert refused.status_code == 422
+
+
+async def test_public_key_by_account_id(auth: AuthApp, accounts: Accounts) -> None:
+    patient = await accounts.active()
+    institution = await accounts.privileged(role="institution", name="Radiology West")
+    headers = _auth(await accounts.login(patient))
+    response = await auth.client.get(f"/auth/v1/public-keys/{institution.id}", headers=headers)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["account_id"] == institution.id
+    assert body["role"] == "institution"
+    assert body["name"] == "Radiology West"
+    assert len(b64d(body["public_key"])) == 32
+    unknown = await auth.client.get(f"/auth/v1/public-keys/{uuid.uuid4()}", headers=headers)
+    assert unknown.status_code == 404
+    assert unknown.json()["type"] == "urn:hds:problem:account-not-found"
+    garbage = await auth.client.get("/auth/v1/public-keys/not-a-uuid", headers=headers)
+    assert garbage.status_code == 422
+    anonymous = await auth.client.get(f"/auth/v1/public-keys/{institution.id}")
+    assert anonymous.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("role", "status"),
+    [("patient", 403), ("referrer", 200), ("institution", 200), ("admin", 200)],
+)
+async def test_public_key_by_email_is_for_roles_that_deliver_or_share(
+    auth: AuthApp, accounts: Accounts, role: str, status: int
+) -> None:
+    caller = await accounts.active(role=role)
+    target = await accounts.active(role="referrer")
+    response = await auth.client.get(
+        "/auth/v1/public-keys",
+        params={"email": target.email.upper()},
+        headers=_auth(await accounts.login(caller)),
+    )
+    assert response.status_code == status
+    if status == 200:
+        assert response.json()["account_id"] == target.id
+    else:
+        assert response.json()["type"] == "urn:hds:problem:lookup-not-allowed"
+
+
+async def test_public_key_by_unknown_email_is_404(auth: AuthApp, accounts: Accounts) -> None:
+    referrer = await accounts.active(role="referrer")
+    response = await auth.client.get(
+        "/auth/v1/public-keys",
+        params={"email": accounts.new_email("nobody")},
+        headers=_auth(await accounts.login(referrer)),
+    )
+    assert response.status_code == 404
+
+
+@BOTH_DATABASES
+async def test_admin_creates_an_institution_and_overrides_quotas(
+    auth: AuthApp, accounts: Accounts
+) -> None:
+    admin = await accounts.privileged(role="admin")
+    headers = _auth(await accounts.login(admin))
+    address = accounts.new_email("institution")
+    created = await auth.client.post(
+        "/auth/v1/admin/accounts",
+        json={
+            "email": address,
+            "password": "institution passphrase",
+            "role": "institution",
+            "name": "Radiology South",
+            "default_code_validity_days": 60,
+        },
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["activated"] is True
+    assert body["recovery_code"]
+    institution_id = body["id"]
+
+    tokens = await auth.client.post(
+        "/auth/v1/login", json={"email": address, "password": "institution passphrase"}
+    )
+    assert tokens.status_code == 200
+    me = (await auth.client.get("/auth/v1/me", headers=_auth(tokens.json()))).json()
+    assert me["institution"] == {"name": "Radiology South", "default_code_validity_days": 60}
+
+    patched = await auth.client.patch(
+        f"/auth/v1/admin/accounts/{institution_id}",
+        json={"quota_bytes": 5 * 1024 * MIB},
+        headers=headers,
+    )
+    assert patched.status_code == 200
+    assert patched.json()["quota_bytes"] == 5 * 1024 * MIB
+    assert patched.json()["quota_is_default"] is False
+    me = (await auth.client.get("/auth/v1/me", headers=_auth(tokens.json()))).json()
+    assert me["quota_bytes"] == 5 * 1024 * MIB
+
+    restored = await auth.client.patch(
+        f"/auth/v1/admin/accounts/{institution_id}", json={"quota_bytes": None}, headers=headers
+    )
+    assert restored.json()["quota_bytes"] == 1024 * MIB
+    assert restored.json()["quota_is_default"] is True
+
+    fetched = await auth.client.get(f"/auth/v1/admin/accounts/{institution_id}", headers=headers)
+    assert fetched.json()["email"] == address
+    assert fetched.json()["default_code_validity_days"] == 60
+
+
+async def test_admin_can_create_an_unactivated_account_which_gets_a_mail(
+    auth: AuthApp, accounts: Accounts, smtp_server: SmtpTestServer
+) -> None:
+    admin = await accounts.privileged(role="admin")
+    address = accounts.new_email("referrer")
+    created = await auth.client.post(
+        "/auth/v1/admin/accounts",
+        json={
+            "email": address,
+            "password": "referrer passphrase",
+            "role": "referrer",
+            "activated": False,
+        },
+        headers=_auth(await accounts.login(admin)),
+    )
+    assert created.status_code == 201
+    assert created.json()["activation_mail_sent"] is True
+    assert len(smtp_server.messages_to(address)) == 1
+
+
+async def test_admin_disables_an_account(auth: AuthApp, accounts: Accounts) -> None:
+    admin = await accounts.privileged(role="admin")
+    patient = await accounts.active()
+    patient_tokens = await accounts.login(patient)
+    headers = _auth(await accounts.login(admin))
+    response = await auth.client.patch(
+        f"/auth/v1/admin/accounts/{patient.id}", json={"disabled": True}, headers=headers
+    )
+    assert response.status_code == 200
+    assert response.json()["disabled"] is True
+    refresh = await auth.client.post(
+        "/auth/v1/refresh", json={"refresh_token": patient_tokens["refresh_token"]}
+    )
+    assert refresh.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"default_code_validity_days": 45}, 400),
+        ({"default_code_validity_days": 120}, 422),
+        ({"quota_bytes": -1}, 422),
+        ({"role": "superuser"}, 422),
+    ],
+)
+async def test_admin_updates_are_validated(
+    auth: AuthApp, accounts: Accounts, body: dict[str, object], status: int
+) -> None:
+    admin = await accounts.privileged(role="admin")
+    patient = await accounts.active()
+    response = await auth.client.patch(
+        f"/auth/v1/admin/accounts/{patient.id}",
+        json=body,
+        headers=_auth(await accounts.login(admin)),
+    )
+    assert response.status_code == status
+
+
+async def test_admin_routes_are_for_admins(auth: AuthApp, accounts: Accounts) -> None:
+    for role in ("patient", "referrer", "institution"):
+        caller = await accounts.active(role=role)
+        headers = _auth(await accounts.login(caller))
+        create = await auth.client.post(
+            "/auth/v1/admin/accounts",
+            json={
+                "email": accounts.new_email(),
+                "password": "a long unusual passphrase",
+                "role": "admin",
+            },
+            headers=headers,
+        )
+        assert create.status_code == 403
+        assert create.json()["type"] == "urn:hds:problem:admin-only"
+        patch = await auth.client.patch(
+            f"/auth/v1/admin/accounts/{caller.id}", json={"role": "admin"}, headers=headers
+        )
+        assert patch.status_code == 403
+        rotate = await auth.client.post("/auth/v1/admin/signing-keys/rotate", headers=headers)
+        assert rotate.status_code == 403
+
+
+async def test_admin_lookup_of_unknown_account_is_404(auth: AuthApp, accounts: Accounts) -> None:
+    admin = await accounts.privileged(role="admin")
+    response = await auth.client.get(
+        f"/auth/v1/admin/accounts/{uuid.uuid4()}", headers=_auth(await accounts.login(admin))
+    )
+    assert response.status_code == 404
