@@ -1,4 +1,4 @@
-"""``python -m hds_dlx serve|serve``."""
+"""``python -m hds_dlx serve``: the DLX API on HDS_DLX_HOST:HDS_DLX_PORT (127.0.0.1:8004)."""
 
 from __future__ import annotations
 

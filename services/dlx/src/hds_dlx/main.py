@@ -3,43 +3,128 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from prometheus_client import Gauge
 
 from hds_common.app import create_service_app
+from hds_common.http import internal_client
 from hds_common.logs import configure_logging
 from hds_common.observability import ReadinessCheck
+from hds_common.tokens import JwksClient, KeySource, TokenVerifier
+from hds_dlx.api import routers
 from hds_dlx.config import Settings
+from hds_dlx.deps import Neighbours
+from hds_dlx.errors import install_handlers
+from hds_dlx.openapi import install_openapi
+from hds_dlx.streaming import AiohttpBulkClient, BulkClient, DownloadSlots, HttpxBulkClient
+from hds_dlx.upstream import AuthClient, CodesClient, StorageClient
+
+SERVICE = "dlx"
 
 
 @asynccontextmanager
-async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-    yield
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    transport: httpx.AsyncBaseTransport | None = app.state.transport
+    secret = settings.suite.internal_secret.get_secret_value()
+    async with AsyncExitStack() as stack:
+
+        def client(base_url: str) -> httpx.AsyncClient:
+            created = internal_client(
+                base_url,
+                service=SERVICE,
+                secret=secret,
+                timeout=settings.upstream_timeout_seconds,
+                transport=transport,
+            )
+            stack.push_async_callback(created.aclose)
+            return created
+
+        codes = client(settings.suite.codes_url)
+        auth = client(settings.suite.auth_url)
+        storage = client(settings.suite.storage_url)
+        bulk: BulkClient
+        if settings.stream_client == "aiohttp" and transport is None:
+            bulk = AiohttpBulkClient(
+                settings.suite.storage_url,
+                secret=secret,
+                connect_timeout=10.0,
+                read_timeout=settings.upstream_timeout_seconds,
+                buffer_bytes=settings.stream_buffer_bytes,
+            )
+            stack.push_async_callback(bulk.aclose)
+        else:
+            # An injected transport replaces the network, which only httpx can use.
+            bulk = HttpxBulkClient(storage)
+        keys: KeySource = app.state.key_source or JwksClient(
+            f"{settings.suite.auth_url.rstrip('/')}/.well-known/jwks.json", auth
+        )
+        in_flight: Gauge = app.state.downloads_in_flight
+        app.state.neighbours = Neighbours(
+            codes=CodesClient(codes),
+            auth=AuthClient(auth),
+            storage=StorageClient(
+                storage, bulk, default_retry_after=settings.busy_retry_after_seconds
+            ),
+            # A DLX client sends one token for its list and every download: remember it.
+            verifier=TokenVerifier(issuer=settings.suite.jwt_issuer, keys=keys, cache_size=1024),
+            slots=DownloadSlots(settings.max_concurrent_downloads, on_change=in_flight.set),
+        )
+        app.state.upstream_clients = {"codes": codes, "auth": auth, "storage": storage}
+        yield
 
 
-def readiness(_: FastAPI) -> Mapping[str, ReadinessCheck]:
-    return {}
+def readiness(app: FastAPI) -> Mapping[str, ReadinessCheck]:
+    """DLX holds no data; it is ready when the services it needs answer."""
+    clients: Mapping[str, httpx.AsyncClient] = app.state.upstream_clients
+
+    def check(client: httpx.AsyncClient) -> ReadinessCheck:
+        async def ping() -> None:
+            response = await client.get("/healthz", timeout=2.0)
+            response.raise_for_status()
+
+        return ping
+
+    return {name: check(client) for name, client in clients.items()}
 
 
 def create_app(
     settings: Settings | None = None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
+    key_source: KeySource | None = None,
 ) -> FastAPI:
     """Build the app. ``transport`` replaces the network for calls to other services
-    (tests wire the services together in one process with it)."""
+    (tests wire the services together in one process with it; the bulk path then uses
+    httpx, as aiohttp cannot use it). ``key_source`` replaces the identity service's JWKS
+    for verifying DLX tokens."""
     settings = settings or Settings()
     app = create_service_app(
-        service="dlx",
+        service=SERVICE,
         title="HDS dicom link exchange service",
-        description="The DLX API (DIN/TS 19455) under /dlx/v1.",
+        description=(
+            "The DICOM Link Exchange API (DIN/TS 19455) under /dlx/v1: a code and the "
+            "patient's birth date give a short-lived JWT that lists and downloads the "
+            "package's studies (IHE PDI ZIP) and reports (PDF)."
+        ),
         lifespan=lifespan,
         readiness=readiness,
+        routers=routers,
+    )
+    install_handlers(app)
+    install_openapi(app)
+    app.state.downloads_in_flight = Gauge(
+        "hds_dlx_downloads_in_flight",
+        "Downloads being streamed (each holds a download slot)",
+        registry=app.state.metrics_registry,
     )
     app.state.settings = settings
     app.state.transport = transport
+    app.state.key_source = key_source
+    app.state.upstream_clients = {}
     return app
 
 

@@ -1,0 +1,263 @@
+"""The bulk path: storage's ZIP or PDF streamed to the DLX client without buffering.
+
+Two interchangeable clients open the upstream body. aiohttp is the default, by
+measurement on this machine class (uvicorn + uvloop + httptools, 2 GiB from a stand-in
+storage in 1 MiB chunks, curl as the client): the DLX process spent ~0.8 CPU-s per GiB
+relaying with aiohttp (``iter_any``, 1 MiB read buffer) against ~2.0 CPU-s with httpx
+streaming; throughput was 0.64 vs 0.34 GB/s on a busy machine, and a bare proxy hop on a
+quiet one moved 0.9-1.7 GB/s with aiohttp against 0.35-0.5 GB/s with httpx. httpx stays
+for the ordinary JSON calls and is the only choice when the app is given an in-process
+transport (tests), which aiohttp cannot use.
+
+A download holds one of the process's download slots from the moment it is accepted
+until its body has been sent or the client has gone away (:class:`StreamedDownload`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from typing import Protocol
+
+import aiohttp
+import httpx
+import structlog
+from starlette.requests import ClientDisconnect
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from hds_common.request_context import REQUEST_ID_HEADER, current_request_id
+from hds_common.service_auth import SERVICE_TOKEN_HEADER, mint_service_token
+
+__all__ = [
+    "AiohttpBulkClient",
+    "BulkClient",
+    "DownloadSlots",
+    "HttpxBulkClient",
+    "StreamedDownload",
+    "UpstreamBody",
+]
+
+log = structlog.get_logger("hds.dlx.streaming")
+
+Params = Sequence[tuple[str, str]]
+
+
+class UpstreamBody(Protocol):
+    """An upstream response whose body has not been read yet."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    def header(self, name: str) -> str | None: ...
+
+    def iter_bytes(self) -> AsyncGenerator[bytes, None]: ...
+
+    async def read(self) -> bytes: ...
+
+    async def aclose(self) -> None: ...
+
+
+class BulkClient(Protocol):
+    async def open(self, path: str, *, params: Params, headers: Mapping[str, str]) -> UpstreamBody:
+        """Send ``GET path`` to storage and return once the response head has arrived."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+# --- httpx ------------------------------------------------------------------------------
+
+
+class _HttpxBody:
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+
+    @property
+    def status_code(self) -> int:
+        return self._response.status_code
+
+    def header(self, name: str) -> str | None:
+        value: str | None = self._response.headers.get(name)
+        return value
+
+    async def iter_bytes(self) -> AsyncGenerator[bytes, None]:
+        # Raw: the bytes exactly as storage sent them (it never content-encodes ZIPs).
+        async for chunk in self._response.aiter_raw():
+            yield chunk
+
+    async def read(self) -> bytes:
+        return await self._response.aread()
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+class HttpxBulkClient:
+    """Streams with the storage service's ordinary (internal, authenticated) httpx client."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def open(self, path: str, *, params: Params, headers: Mapping[str, str]) -> UpstreamBody:
+        request = self._client.build_request("GET", path, params=list(params), headers=headers)
+        return _HttpxBody(await self._client.send(request, stream=True))
+
+    async def aclose(self) -> None:
+        """The httpx client belongs to the caller, who closes it."""
+
+
+# --- aiohttp ----------------------------------------------------------------------------
+
+
+class _AiohttpBody:
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    @property
+    def status_code(self) -> int:
+        return self._response.status
+
+    def header(self, name: str) -> str | None:
+        return self._response.headers.get(name)
+
+    async def iter_bytes(self) -> AsyncGenerator[bytes, None]:
+        # iter_any hands over whatever has arrived (up to the read buffer) without waiting
+        # to fill a fixed chunk size: measured fastest.
+        async for chunk in self._response.content.iter_any():
+            yield chunk
+
+    async def read(self) -> bytes:
+        return await self._response.read()
+
+    async def aclose(self) -> None:
+        # An unfinished body closes the connection instead of returning it to the pool.
+        self._response.release()
+
+
+class AiohttpBulkClient:
+    """Streams with an aiohttp session that authenticates as the DLX service."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        secret: str,
+        connect_timeout: float,
+        read_timeout: float,
+        buffer_bytes: int,
+    ) -> None:
+        self._secret = secret
+        self._session = aiohttp.ClientSession(
+            base_url=base_url,
+            auto_decompress=False,
+            read_bufsize=buffer_bytes,
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=connect_timeout, sock_read=read_timeout
+            ),
+        )
+
+    async def open(self, path: str, *, params: Params, headers: Mapping[str, str]) -> UpstreamBody:
+        request_headers = {
+            **headers,
+            SERVICE_TOKEN_HEADER: mint_service_token(self._secret, "dlx"),
+        }
+        request_id = current_request_id()
+        if request_id:
+            request_headers[REQUEST_ID_HEADER] = request_id
+        response = await self._session.get(path, params=list(params), headers=request_headers)
+        return _AiohttpBody(response)
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+
+# --- download slots and the response ------------------------------------------------------
+
+
+class DownloadSlots:
+    """A non-blocking counting semaphore: a download either gets a slot now or a 503."""
+
+    def __init__(self, limit: int, *, on_change: Callable[[int], None] | None = None) -> None:
+        if limit < 1:
+            raise ValueError("at least one download slot is needed")
+        self.limit = limit
+        self.in_use = 0
+        self._on_change = on_change
+
+    def try_acquire(self) -> bool:
+        if self.in_use >= self.limit:
+            return False
+        self.in_use += 1
+        self._changed()
+        return True
+
+    def release(self) -> None:
+        if self.in_use <= 0:
+            raise RuntimeError("download slot released twice")
+        self.in_use -= 1
+        self._changed()
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change(self.in_use)
+
+
+class StreamedDownload(StreamingResponse):
+    """Sends an upstream body as it arrives, then closes the upstream and releases the
+    download slot — also when the client disconnects half-way (Starlette cancels the
+    sending task without closing the body iterator, so the cleanup lives here)."""
+
+    def __init__(
+        self,
+        upstream: UpstreamBody,
+        *,
+        status_code: int,
+        headers: Mapping[str, str],
+        media_type: str,
+        release: Callable[[], None],
+    ) -> None:
+        self._upstream = upstream
+        self._release = release
+        self._closed = False
+        self._complete = False
+        self._chunks = self._relay()
+        super().__init__(
+            self._chunks, status_code=status_code, headers=headers, media_type=media_type
+        )
+
+    async def _relay(self) -> AsyncGenerator[bytes, None]:
+        chunks = self._upstream.iter_bytes()
+        try:
+            async for chunk in chunks:
+                yield chunk
+            self._complete = True
+        finally:
+            await _close_quietly(chunks.aclose)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except ClientDisconnect:
+            pass  # logged below like any other download that did not finish
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Close the upstream and release the slot (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self._complete:
+            log.info("download_not_completed", status=self.status_code)
+        try:
+            await _close_quietly(self._chunks.aclose)
+            await _close_quietly(self._upstream.aclose)
+        finally:
+            self._release()
+
+
+async def _close_quietly(close: Callable[[], Awaitable[None]]) -> None:
+    try:
+        await close()
+    except Exception as exc:  # closing a broken upstream must not hide the real outcome
+        log.warning("upstream_close_failed", error=f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,150 @@
+"""The DLX service wired to stand-ins of codes, auth and storage (see dlx_standins)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import uvicorn
+from dlx_standins import (
+    AuthStandin,
+    CodesStandin,
+    StandinDocument,
+    StandinPackage,
+    StandinStudy,
+    StorageStandin,
+)
+from fastapi import FastAPI
+
+from hds_common.pdi import PdiPatient
+from hds_common.settings import SuiteSettings
+from hds_common.testing.asgi import ServiceRouterTransport, running
+from hds_common.testing.tokens import TestIssuer
+from hds_common.tokens import DLX_AUDIENCE
+from hds_dlx.config import Settings
+from hds_dlx.main import create_app
+
+SECRET = "dlx-test-internal-secret"
+BIRTH_DATE = dt.date(1970, 1, 1)
+MAX = PdiPatient(
+    patient_id="PAT-0001",
+    patient_name="Mustermann^Max",
+    birth_date="19700101",
+    sex="M",
+    studies=(),
+)
+ERIKA = PdiPatient(
+    patient_id="PAT-0002",
+    patient_name="Musterfrau^Erika",
+    birth_date="19800202",
+    sex="F",
+    studies=(),
+)
+
+
+@dataclass
+class World:
+    """Stand-ins with data: a complete package with two studies and a report (code, an
+    expired code and the birth date for it), another code's package, and an open one."""
+
+    issuer: TestIssuer
+    codes: CodesStandin
+    auth: AuthStandin
+    storage: StorageStandin
+    package: StandinPackage
+    ct: StandinStudy
+    mr: StandinStudy
+    report: StandinDocument
+    code: str
+    expired_code: str
+    other_package: StandinPackage
+    other_code: str
+    open_package: StandinPackage
+    open_code: str
+
+    def transport(self) -> ServiceRouterTransport:
+        transport = ServiceRouterTransport()
+        transport.register("codes.internal", self.codes.app)
+        transport.register("auth.internal", self.auth.app)
+        transport.register("storage.internal", self.storage.app)
+        return transport
+
+    def dlx_token(self, package: StandinPackage, **overrides: Any) -> str:
+        """A DLX token as the identity service mints it after a code validation."""
+        claims: dict[str, Any] = {"grant": package.grant, "pkg": package.id, "ttl": 600}
+        claims.update(overrides)
+        return self.issuer.mint("code-id-1", audience=DLX_AUDIENCE, **claims)
+
+
+def dlx_settings(**overrides: Any) -> Settings:
+    suite = SuiteSettings(
+        environment="test",
+        internal_secret=SECRET,
+        codes_url="http://codes.internal",
+        auth_url="http://auth.internal",
+        storage_url="http://storage.internal",
+        log_json=False,
+    )
+    values: dict[str, Any] = {"suite": suite, "stream_client": "httpx"}
+    values.update(overrides)
+    return Settings(**values)
+
+
+@asynccontextmanager
+async def dlx_client(
+    world: World, settings: Settings | None = None, **client_options: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
+    """The DLX app (lifespan running) and a client for it; neighbours are the stand-ins."""
+    app = create_app(settings or dlx_settings(), transport=world.transport())
+    async with running(world.codes.app, world.auth.app, world.storage.app, app):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://dlx.test",
+            **client_options,
+        ) as client:
+            yield client, app
+
+
+async def tokentfa(
+    client: httpx.AsyncClient, code: str, answer: Any = "19700101"
+) -> httpx.Response:
+    return await client.post(
+        f"/dlx/v1/tokentfa/{code}",
+        json={"tfaAnswer": [{"questionId": "1", "answer": answer}]},
+    )
+
+
+async def bearer(client: httpx.AsyncClient, code: str, answer: str = "19700101") -> dict[str, str]:
+    response = await tokentfa(client, code, answer)
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.text}"}
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port (real sockets, real streaming)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, http="httptools", log_config=None, lifespan="on", access_log=False)
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
