@@ -255,10 +255,12 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(422, body)
 
     async def on_unhandled(request: Request, exc: Exception) -> JSONResponse:
+        from hds_common.observability import redact_path  # imports this module
+
         log.error(
             "unhandled_exception",
             method=request.method,
-            path=request.url.path,
+            path=redact_path(request.url.path),
             exc_info=exc,
         )
         body = {

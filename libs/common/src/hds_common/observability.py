@@ -28,13 +28,26 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hds_common.errors import PROBLEM_CONTENT_TYPE, problem_type
 from hds_common.request_context import request_id_var
 
-__all__ = ["ReadinessCheck", "RequestContextMiddleware", "health_router"]
+__all__ = ["ReadinessCheck", "RequestContextMiddleware", "health_router", "redact_path"]
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 access_log = structlog.get_logger("hds.access")
 error_log = structlog.get_logger("hds.errors")
+
+# Paths that carry an access code (portal links, DLX token calls). Codes must never reach a
+# log: with the birth date they open a patient's data. Query strings are never logged.
+_CODE_BEARING_PATH = re.compile(r"(/c/|/dlx/v1/token/|/dlx/v1/tokentfa/).+", re.IGNORECASE)
+REDACTED = "[redacted]"
+
+
+def redact_path(path: str | None) -> str | None:
+    """``path`` with any access code replaced by ``[redacted]``, for logs: everything after
+    a code-bearing prefix goes, since a decoded code may itself contain slashes."""
+    if path is None:
+        return None
+    return _CODE_BEARING_PATH.sub(lambda match: match.group(1) + REDACTED, path)
 
 
 class RequestContextMiddleware:
@@ -81,7 +94,9 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:  # the last line of defence: never leak a trace
-            error_log.error("unhandled_exception", path=scope.get("path"), exc_info=exc)
+            error_log.error(
+                "unhandled_exception", path=redact_path(scope.get("path")), exc_info=exc
+            )
             if not response_started:
                 status = 500
                 await _send_internal_error(send, request_id)
@@ -97,7 +112,7 @@ class RequestContextMiddleware:
             access_log.info(
                 "request",
                 method=method,
-                path=scope.get("path"),
+                path=redact_path(scope.get("path")),
                 status=status,
                 duration_ms=round(elapsed * 1000, 2),
             )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -131,16 +132,44 @@ class TokenVerifier:
         keys: KeySource,
         algorithms: tuple[str, ...] = ALLOWED_ALGORITHMS,
         leeway: int = MAX_LEEWAY_SECONDS,
+        cache_size: int = 0,
     ) -> None:
+        """``cache_size`` > 0 remembers that many verified tokens (per audience) until they
+        expire, so a client sending the same token again costs no signature check: an
+        ES256 verification is the most expensive step of a proxied request."""
         if leeway > MAX_LEEWAY_SECONDS:
             raise ValueError(f"clock skew allowance above {MAX_LEEWAY_SECONDS} s")
         self.issuer = issuer
         self.keys = keys
         self.algorithms = algorithms
         self.leeway = leeway
+        self._cache_size = cache_size
+        self._cache: OrderedDict[tuple[str, str], tuple[TokenClaims, str]] = OrderedDict()
 
     async def verify(self, token: str, *, audience: str) -> TokenClaims:
         """Verified claims of ``token`` for ``audience``, or :class:`Unauthorized`."""
+        if self._cache_size <= 0:
+            return (await self._verify(token, audience=audience))[0]
+        entry = (token, audience)
+        cached = self._cache.get(entry)
+        if cached is not None:
+            claims, kid = cached
+            now = time.time()
+            fresh = now <= claims.exp + self.leeway and (
+                claims.nbf is None or claims.nbf - self.leeway <= now
+            )
+            # The key must still be published: a withdrawn key invalidates its tokens.
+            if fresh and await self.keys.get_key(kid) is not None:
+                self._cache.move_to_end(entry)
+                return claims
+            self._cache.pop(entry, None)
+        claims, kid = await self._verify(token, audience=audience)
+        self._cache[entry] = (claims, kid)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return claims
+
+    async def _verify(self, token: str, *, audience: str) -> tuple[TokenClaims, str]:
         try:
             header = jwt.get_unverified_header(token)
         except JOSEError:
@@ -173,7 +202,7 @@ class TokenVerifier:
         except JOSEError as exc:
             raise _invalid(str(exc) or "invalid token") from None
         try:
-            return TokenClaims.model_validate(payload)
+            return TokenClaims.model_validate(payload), kid
         except ValidationError:
             raise _invalid("token claims malformed") from None
 

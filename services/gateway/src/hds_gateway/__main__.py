@@ -1,4 +1,4 @@
-"""``python -m hds_gateway serve|serve``."""
+"""``python -m hds_gateway serve``."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ def main() -> None:
         loop="uvloop",
         http="httptools",
         log_config=None,
-        proxy_headers=True,
-        forwarded_allow_ips="*",
+        # The gateway reads X-Forwarded-* itself, and only from HDS_GATEWAY_TRUSTED_PROXIES:
+        # uvicorn's own handling would let any client pick the address rate limits key on.
+        proxy_headers=False,
     )
 
 

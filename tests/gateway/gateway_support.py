@@ -1,0 +1,353 @@
+"""Helpers of the gateway tests: the gateway under test and stand-ins for its upstreams,
+each a real app served by uvicorn on its own loopback port, so the proxy is exercised over
+real HTTP.
+
+The stand-ins answer like the real services would at the HTTP level: an echo of what they
+received (method, path, headers, body digest), a JWKS from a :class:`TestIssuer`, streams
+gated by events, a slow route, ranges, and a readiness flag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import create_model
+from starlette.types import Receive, Scope, Send
+
+from hds_common.app import create_service_app
+from hds_common.settings import SuiteSettings
+from hds_common.testing.tokens import TestIssuer
+from hds_gateway.config import Settings
+from hds_gateway.main import create_app
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+SPA_URL = "http://spa.test:5173"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@asynccontextmanager
+async def serve(app: FastAPI) -> AsyncIterator[str]:
+    """Serve ``app`` (lifespan included) on a free loopback port; yield its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    # proxy_headers off as in production (`python -m hds_gateway serve`): the gateway
+    # interprets X-Forwarded-* itself.
+    config = uvicorn.Config(
+        app,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("server stopped during startup")
+        await asyncio.sleep(0.005)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@dataclass
+class UpstreamState:
+    """What a stand-in saw and how it should behave; tests read and steer it."""
+
+    name: str
+    ready: bool = True
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    jwks_fetches: int = 0
+    openapi_fetches: int = 0
+    # Stream gates: the stand-in waits on these between chunks.
+    gates: dict[str, asyncio.Event] = field(default_factory=dict)
+    stream_closed: asyncio.Event = field(default_factory=asyncio.Event)
+    release_slow: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def gate(self, key: str) -> asyncio.Event:
+        return self.gates.setdefault(key, asyncio.Event())
+
+
+BLOB = bytes(range(256)) * 4096  # 1 MiB with a recognisable pattern
+ETAG = '"blob-v1"'
+
+
+class _EndlessResponse(Response):
+    """Sends 1 MiB chunks until the peer (the gateway) hangs up, then says so."""
+
+    def __init__(self, state: UpstreamState) -> None:
+        super().__init__(media_type="application/octet-stream")
+        self._state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: ARG002
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        watcher = asyncio.create_task(watch())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            while not gone.is_set():
+                await send({"type": "http.response.body", "body": BLOB, "more_body": True})
+                await asyncio.sleep(0)
+        finally:
+            watcher.cancel()
+            self._state.stream_closed.set()
+
+
+# Two services with a schema of the same name but different content.
+CodesItem = create_model("Item", code=(str, ...))
+StorageItem = create_model("Item", size=(int, ...))
+
+
+def stand_in(state: UpstreamState, issuer_keys: Callable[[], dict[str, Any]]) -> FastAPI:
+    router = APIRouter()
+
+    if state.name == "auth":
+
+        @router.get("/.well-known/jwks.json")
+        async def jwks() -> dict[str, Any]:
+            state.jwks_fetches += 1
+            return issuer_keys()
+
+    if state.name == "codes":
+
+        @router.get("/codes/v1/items/{item_id}", response_model=CodesItem)
+        async def code_item(item_id: str) -> Any:
+            return CodesItem(code=item_id)
+
+        @router.post("/internal/v1/validate")
+        async def validate() -> dict[str, str]:
+            return {"internal": "never routed"}
+
+    if state.name == "dlx":
+
+        @router.get("/dlx/v1/token/{value}")
+        async def token(value: str, request: Request) -> dict[str, Any]:
+            state.requests.append({"path": request.scope["path"], "value": value})
+            # The shape of DLX TFA questions; the value is echoed to check what arrived.
+            return {
+                "value": value,
+                "questions": [{"questionId": "birthdate", "type": "date"}],
+                "query": request.scope["query_string"].decode(),
+            }
+
+    if state.name == "storage":
+
+        @router.get("/storage/v1/items/{item_id}", response_model=StorageItem)
+        async def storage_item(item_id: str) -> Any:
+            return StorageItem(size=len(item_id))
+
+        @router.get("/storage/v1/gated")
+        async def gated() -> StreamingResponse:
+            async def chunks() -> AsyncIterator[bytes]:
+                try:
+                    yield b"first-chunk;"
+                    await state.gate("response").wait()
+                    yield b"second-chunk"
+                finally:
+                    state.stream_closed.set()
+
+            return StreamingResponse(chunks(), media_type="application/octet-stream")
+
+        @router.get("/storage/v1/endless")
+        async def endless() -> Response:
+            return _EndlessResponse(state)
+
+        @router.post("/storage/v1/gated-upload")
+        async def gated_upload(request: Request) -> dict[str, Any]:
+            received = b""
+            async for chunk in request.stream():
+                received += chunk
+                if received.startswith(b"part-one;"):
+                    state.gate("upload").set()
+            return {"received": received.decode()}
+
+        @router.get("/storage/v1/stalls")
+        async def stalls() -> StreamingResponse:
+            async def chunks() -> AsyncIterator[bytes]:
+                yield b"x" * 100
+                await state.release_slow.wait()
+                yield b"y" * 100
+
+            return StreamingResponse(chunks(), headers={"Content-Length": "200"})
+
+        @router.get("/storage/v1/slow")
+        async def slow() -> dict[str, str]:
+            await state.release_slow.wait()
+            return {"status": "late"}
+
+        @router.get("/storage/v1/blob")
+        async def blob(request: Request) -> Response:
+            headers = {
+                "Accept-Ranges": "bytes",
+                "ETag": ETAG,
+                "Content-Disposition": 'attachment; filename="blob.bin"',
+            }
+            spec = request.headers.get("range")
+            if_range = request.headers.get("if-range")
+            if spec and (if_range is None or if_range == ETAG):
+                start_text, _, end_text = spec.removeprefix("bytes=").partition("-")
+                start, end = int(start_text), int(end_text or len(BLOB) - 1)
+                headers["Content-Range"] = f"bytes {start}-{end}/{len(BLOB)}"
+                return Response(BLOB[start : end + 1], status_code=206, headers=headers)
+            return Response(BLOB, headers=headers, media_type="application/octet-stream")
+
+        @router.get("/storage/v1/hop-by-hop")
+        async def hop_by_hop() -> Response:
+            return Response(
+                b"ok",
+                headers={
+                    "Connection": "X-Private-Hop",
+                    "X-Private-Hop": "secret",
+                    "Keep-Alive": "timeout=5",
+                    "Proxy-Authenticate": "Basic",
+                    "Upgrade": "h2c",
+                    "X-End-To-End": "kept",
+                },
+            )
+
+        @router.get("/storage/v1/set-cookie")
+        async def set_cookie() -> Response:
+            response = JSONResponse({"set": True})
+            response.set_cookie("session", "alice", path="/")
+            return response
+
+    @router.api_route(
+        "/{path:path}",
+        methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        include_in_schema=False,
+    )
+    async def echo(request: Request) -> JSONResponse:
+        digest = hashlib.sha256()
+        size = 0
+        async for chunk in request.stream():
+            digest.update(chunk)
+            size += len(chunk)
+        seen = {
+            "service": state.name,
+            "method": request.method,
+            "path": request.scope["path"],
+            "raw_path": request.scope["raw_path"].decode(),
+            "query": request.scope["query_string"].decode(),
+            "headers": [[k.decode(), v.decode()] for k, v in request.scope["headers"]],
+            "body_size": size,
+            "body_sha256": digest.hexdigest(),
+        }
+        state.requests.append(seen)
+        return JSONResponse(seen)
+
+    async def ready() -> None:
+        if not state.ready:
+            raise RuntimeError("stand-in told to be unready")
+
+    app = create_service_app(
+        service=state.name,
+        title=f"HDS {state.name} stand-in",
+        description=f"A stand-in for the {state.name} service.",
+        readiness=lambda _: {"self": ready},
+        routers=[router],
+    )
+
+    @app.middleware("http")
+    async def count_openapi(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        if request.url.path == "/openapi.json":
+            state.openapi_fetches += 1
+        return await call_next(request)
+
+    return app
+
+
+@dataclass
+class Upstreams:
+    issuer: TestIssuer
+    # Further keys the auth stand-in publishes (key rotation).
+    extra_keys: list[dict[str, Any]]
+    states: dict[str, UpstreamState]
+    urls: dict[str, str]
+
+    def suite(self, **overrides: str) -> SuiteSettings:
+        urls = {f"{name}_url": url for name, url in self.urls.items()}
+        urls.update(overrides)
+        return SuiteSettings(jwt_issuer=self.issuer.issuer, **urls)  # type: ignore[arg-type]
+
+
+def gateway_settings(upstreams: Upstreams, **overrides: Any) -> Settings:
+    """Settings pointing at the stand-ins, rate limits off unless a test turns them on."""
+    suite = overrides.pop("suite", None) or upstreams.suite()
+    values: dict[str, Any] = {
+        "spa_url": SPA_URL,
+        "rate_limit_auth_per_address": 0,
+        "rate_limit_api_per_address": 0,
+        "rate_limit_api_per_subject": 0,
+        "jwks_min_refresh_seconds": 3600,
+        "redis_url": None,
+        "suite": suite,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@asynccontextmanager
+async def running_gateway(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway served on a loopback port, and a client for it."""
+    async with (
+        serve(create_app(settings)) as url,
+        httpx.AsyncClient(base_url=url, timeout=10.0, verify=False) as client,
+    ):
+        yield client
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def header_values(seen: dict[str, Any], name: str) -> list[str]:
+    """Values of header ``name`` in an echo answer."""
+    return [value for key, value in seen["headers"] if key == name.lower()]
+
+
+async def raw_request(
+    base_url: str, target: str, headers: dict[str, str] | None = None, method: str = "GET"
+) -> tuple[int, bytes]:
+    """Send ``target`` byte for byte (HTTP clients normalise dot segments away); the
+    status and the body of the answer."""
+    host, _, port = base_url.removeprefix("http://").partition(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return status, body
