@@ -13,7 +13,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 
-.PHONY: help install run test lint format bench tools postgres clean
+.PHONY: help install run test lint format bench tools postgres redis clean
 
 help:
 	@echo "make run    start every service on the embedded default (SQLite, ./var)"
@@ -38,15 +38,22 @@ run: install
 tools:
 	@command -v dciodvfy >/dev/null || { apt-get update -qq && apt-get install -y -qq dicom3tools >/dev/null; }
 
-# PostgreSQL is part of the machine; start it if it is down.
+# PostgreSQL and Redis are part of the machine; start them if they are down.
 postgres:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || { \
 		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start && \
 		for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; }
 
+redis:
+	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || { \
+		mkdir -p /var/lib/redis /var/log/redis && \
+		redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+			--dir /var/lib/redis --logfile /var/log/redis/ci.log && \
+		for i in $$(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done; }
+
 # The tests start their own S3-protocol server (moto) and SMTP server (aiosmtpd) on
 # 127.0.0.1 and stop them afterwards.
-test: install tools postgres
+test: install tools postgres redis
 	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: install
@@ -58,7 +65,7 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: install tools postgres
+bench: install tools postgres redis
 	@for script in bench/bench_*.py; do \
 		echo "== $$script"; $(VENV)/bin/python $$script || exit 1; done
 
