@@ -16,5 +16,24 @@ class Settings(BaseSettings):
     # Embedded default: a SQLite file under ./var; production: postgresql://…
     database_url: str = "sqlite:///var/storage.db"
     migrate_on_start: bool = True
+    # A directory (embedded default) or s3://bucket/prefix?endpoint=… (see hds_common.blobstore).
+    blob_url: str = "var/blobs"
+    # X25519 key to which grants are sealed; created on first start (mode 0600).
+    grant_private_key_file: str = "var/keys/storage-grant.key"
+
+    # An open package completes on its own after this long without uploads.
+    package_idle_timeout_seconds: float = Field(default=900.0, gt=0)
+    # An upload whose heartbeat stopped this long ago belongs to a dead process: the
+    # sweep frees its quota reservation and deletes the blobs it left without rows.
+    upload_stale_seconds: float = Field(default=300.0, gt=0)
+    upload_heartbeat_seconds: float = Field(default=30.0, gt=0)
+    # Orphan sweep and idle-package completion run this often (and once at start).
+    maintenance_interval_seconds: float = Field(default=300.0, gt=0)
+    # How much of a DICOM part may be buffered to parse its header (without pixel data).
+    dicom_header_limit_bytes: int = Field(default=4 * 1024 * 1024, ge=4096)
+    # Requests without Content-Length reserve quota in steps of this size.
+    quota_reservation_step_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    # Timeout of calls to the identity service (account quota, public keys, JWKS).
+    auth_timeout_seconds: float = Field(default=10.0, gt=0)
 
     suite: SuiteSettings = Field(default_factory=SuiteSettings)

@@ -33,4 +33,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.commit()
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the session commits (and returns its connection) when the route
+# function returns, *before* the response goes out: an acknowledged write is a committed
+# one, and a streamed download does not hold a database connection while it runs.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -2,45 +2,123 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
+import structlog
 from fastapi import FastAPI
 
 from hds_common.app import create_service_app
+from hds_common.blobstore import blobstore_from_url
+from hds_common.crypto import b64e, load_or_create_private_key, public_key_to_bytes
 from hds_common.db import create_engine, create_session_maker, ping_database
+from hds_common.http import internal_client
 from hds_common.logs import configure_logging
 from hds_common.observability import ReadinessCheck
+from hds_common.tokens import JwksClient, KeySource, TokenVerifier
+from hds_storage.api import internal, public
+from hds_storage.collector import run_maintenance
 from hds_storage.config import Settings
 from hds_storage.db import migrate
+from hds_storage.identity import IdentityClient
+from hds_storage.state import StorageState
+
+__all__ = ["app_from_env", "create_app", "lifespan"]
+
+log = structlog.get_logger("hds.storage")
+
+
+async def _maintenance_loop(state: StorageState) -> None:
+    """Orphan sweep, dead-upload cleanup and idle-package completion, at start and then
+    every ``maintenance_interval_seconds``; safe with several replicas."""
+    settings = state.settings
+    while True:
+        try:
+            await run_maintenance(
+                state.session_maker,
+                state.store,
+                upload_stale_seconds=settings.upload_stale_seconds,
+                package_idle_timeout_seconds=settings.package_idle_timeout_seconds,
+            )
+        except Exception as exc:  # keep the loop alive; the next pass retries
+            log.warning("maintenance_failed", error=f"{type(exc).__name__}: {exc}")
+        await asyncio.sleep(settings.maintenance_interval_seconds)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    transport: httpx.AsyncBaseTransport | None = app.state.transport
     if settings.migrate_on_start:
         await migrate(settings.database_url)
+    grant_key = load_or_create_private_key(Path(settings.grant_private_key_file))
+    published = settings.suite.grant_public_key
+    if published and published != b64e(public_key_to_bytes(grant_key.public_key())):
+        # Grants sealed to HDS_GRANT_PUBLIC_KEY would all be refused.
+        log.error("grant_public_key_mismatch", key_file=settings.grant_private_key_file)
     engine = create_engine(settings.database_url)
-    app.state.engine = engine
-    app.state.session_maker = create_session_maker(engine)
-    try:
-        yield
-    finally:
-        await engine.dispose()
+    store = blobstore_from_url(settings.blob_url)
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(engine.dispose)
+        await store.open()
+        stack.push_async_callback(store.close)
+        identity_client = internal_client(
+            settings.suite.auth_url,
+            service="storage",
+            secret=settings.suite.internal_secret.get_secret_value(),
+            timeout=settings.auth_timeout_seconds,
+            transport=transport,
+        )
+        stack.push_async_callback(identity_client.aclose)
+        keys: KeySource | None = app.state.token_keys
+        if keys is None:
+            jwks_http = httpx.AsyncClient(
+                timeout=settings.auth_timeout_seconds, transport=transport
+            )
+            stack.push_async_callback(jwks_http.aclose)
+            keys = JwksClient(f"{settings.suite.auth_url}/.well-known/jwks.json", jwks_http)
+        state = StorageState(
+            settings=settings,
+            engine=engine,
+            session_maker=create_session_maker(engine),
+            store=store,
+            grant_key=grant_key,
+            identity=IdentityClient(identity_client),
+            verifier=TokenVerifier(issuer=settings.suite.jwt_issuer, keys=keys),
+        )
+        app.state.storage = state
+        app.state.engine = engine
+        app.state.session_maker = state.session_maker
+        maintenance = asyncio.create_task(_maintenance_loop(state))
+        try:
+            yield
+        finally:
+            maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await maintenance
 
 
 def readiness(app: FastAPI) -> Mapping[str, ReadinessCheck]:
-    return {"database": lambda: ping_database(app.state.engine)}
+    state: StorageState = app.state.storage
+    return {
+        "database": lambda: ping_database(state.engine),
+        "blobstore": state.store.ping,
+    }
 
 
 def create_app(
     settings: Settings | None = None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
+    token_keys: KeySource | None = None,
 ) -> FastAPI:
     """Build the app. ``transport`` replaces the network for calls to other services
-    (tests wire the services together in one process with it)."""
+    (tests wire the services together in one process with it); ``token_keys`` replaces
+    the identity service's JWKS (tests that mint their own tokens)."""
     settings = settings or Settings()
     app = create_service_app(
         service="storage",
@@ -51,9 +129,11 @@ def create_app(
         ),
         lifespan=lifespan,
         readiness=readiness,
+        routers=[public.router, internal.router],
     )
     app.state.settings = settings
     app.state.transport = transport
+    app.state.token_keys = token_keys
     return app
 
 

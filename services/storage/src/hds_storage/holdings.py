@@ -1,0 +1,174 @@
+"""An account's holdings: what it may list, download and delete.
+
+Holdings are whole studies and documents. An account reaches them through its key slots;
+deleting removes the account's holding (never a single instance) and, once nobody holds
+an item any more, its rows and blobs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+
+from fastapi.responses import StreamingResponse
+from starlette.datastructures import Headers
+
+from hds_common.errors import NotFound
+from hds_storage.access import KeyHolder, KeyRing
+from hds_storage.collector import ItemRef, delete_blobs, remove_unheld_item
+from hds_storage.delivery import archive_response, object_response
+from hds_storage.index import IndexReader
+from hds_storage.models import Document, Holding, Instance
+from hds_storage.quota import release_holding
+from hds_storage.repository import StorageRepository
+from hds_storage.schemas import (
+    DocumentPublic,
+    PatientHoldings,
+    StudyDetail,
+    StudyPublic,
+    UsagePublic,
+)
+from hds_storage.state import StorageState
+
+__all__ = ["HoldingsService"]
+
+
+def _added_at(holdings: list[Holding]) -> dict[str, dt.datetime]:
+    return {h.item_id: h.created_at for h in holdings}
+
+
+class HoldingsService:
+    def __init__(self, state: StorageState, repo: StorageRepository) -> None:
+        self.state = state
+        self.repo = repo
+
+    def _reader(self, holder: KeyHolder) -> tuple[IndexReader, KeyRing]:
+        keys = KeyRing(self.repo, holder)
+        return IndexReader(self.repo, keys), keys
+
+    async def _holding(self, holder: KeyHolder, item_id: str, kind: str) -> Holding:
+        holding = await self.repo.holding(holder.account_id, item_id)
+        if holding is None or holding.item_kind != kind:
+            raise NotFound(f"no such {kind} in your holdings", slug=f"{kind}-not-found")
+        return holding
+
+    async def studies(self, holder: KeyHolder, *, patient: str | None = None) -> list[StudyPublic]:
+        holdings = await self.repo.holdings(holder.account_id, kind="study")
+        studies = await self.repo.studies(h.item_id for h in holdings)
+        if patient is not None:
+            studies = [s for s in studies if s.patient_id == patient]
+        reader, _ = self._reader(holder)
+        views = await reader.studies(studies, _added_at(holdings))
+        return sorted(views, key=lambda s: (s.added_at, s.id))
+
+    async def study(self, holder: KeyHolder, study_id: str) -> StudyDetail:
+        holding = await self._holding(holder, study_id, "study")
+        study = await self.repo.study(study_id)
+        if study is None:
+            raise NotFound("no such study in your holdings", slug="study-not-found")
+        reader, _ = self._reader(holder)
+        return await reader.study_detail(study, holding.created_at)
+
+    async def documents(
+        self, holder: KeyHolder, *, patient: str | None = None
+    ) -> list[DocumentPublic]:
+        holdings = await self.repo.holdings(holder.account_id, kind="document")
+        documents = await self.repo.documents(h.item_id for h in holdings)
+        if patient is not None:
+            documents = [d for d in documents if d.patient_id == patient]
+        reader, _ = self._reader(holder)
+        views = await reader.documents(documents, _added_at(holdings))
+        return sorted(views, key=lambda d: (d.added_at, d.id))
+
+    async def patients(self, holder: KeyHolder) -> list[PatientHoldings]:
+        holdings = await self.repo.holdings(holder.account_id)
+        studies = await self.repo.studies(h.item_id for h in holdings if h.item_kind == "study")
+        documents = await self.repo.documents(
+            h.item_id for h in holdings if h.item_kind == "document"
+        )
+        study_ids: dict[str, list[str]] = defaultdict(list)
+        document_ids: dict[str, list[str]] = defaultdict(list)
+        for study in studies:
+            study_ids[study.patient_id].append(study.id)
+        for document in documents:
+            document_ids[document.patient_id].append(document.id)
+        reader, _ = self._reader(holder)
+        patients = await reader.patients(set(study_ids) | set(document_ids))
+        views = [
+            PatientHoldings(
+                **patient.model_dump(),
+                study_ids=sorted(study_ids[patient_row_id]),
+                document_ids=sorted(document_ids[patient_row_id]),
+            )
+            for patient_row_id, patient in patients.items()
+        ]
+        return sorted(views, key=lambda p: (p.name, p.patient_id, p.id))
+
+    async def object(
+        self, holder: KeyHolder, object_id: str, headers: Headers
+    ) -> StreamingResponse:
+        """One decrypted object (instance or document) of an item the account holds."""
+        target: Instance | Document | None = await self.repo.instance(object_id)
+        if isinstance(target, Instance):
+            item_id, media_type = target.study_id, "application/dicom"
+        else:
+            target = await self.repo.document(object_id)
+            item_id, media_type = object_id, "application/pdf"
+        if target is None or await self.repo.holding(holder.account_id, item_id) is None:
+            raise NotFound("no such object in your holdings", slug="object-not-found")
+        _, keys = self._reader(holder)
+        return await object_response(
+            self.state.store,
+            await keys.key(target.package_id),
+            target,
+            media_type=media_type,
+            request_headers=headers,
+        )
+
+    async def study_archive(
+        self, holder: KeyHolder, study_id: str, headers: Headers
+    ) -> StreamingResponse:
+        await self._holding(holder, study_id, "study")
+        study = await self.repo.study(study_id)
+        if study is None:
+            raise NotFound("no such study in your holdings", slug="study-not-found")
+        reader, keys = self._reader(holder)
+        patients, documents, objects = await reader.pdi_model([study], [])
+        return await archive_response(
+            self.state.store,
+            {study.package_id: await keys.key(study.package_id)},
+            patients,
+            documents,
+            objects,
+            filename=f"study-{study.id}.zip",
+            request_headers=headers,
+        )
+
+    async def usage(self, account_id: str) -> UsagePublic:
+        account = await self.state.identity.account(account_id)
+        return UsagePublic(
+            used_bytes=await self.repo.used_bytes(account_id),
+            reserved_bytes=await self.repo.reserved_bytes(account_id),
+            quota_bytes=account.quota_bytes,
+            deletion_mode=account.deletion_mode,
+        )
+
+
+async def delete_item(state: StorageState, account_id: str, item_id: str, kind: str) -> None:
+    """Remove an item from an account's holdings; rows and blobs go once nobody holds it."""
+    async with state.session_maker() as session, session.begin():
+        repo = StorageRepository(session)
+        holding = await repo.holding(account_id, item_id)
+        if holding is None or holding.item_kind != kind:
+            raise NotFound(f"no such {kind} in your holdings", slug=f"{kind}-not-found")
+        package = await repo.lock_package(holding.package_id)
+        await repo.lock_usage(account_id)
+        # Re-read under the locks: a concurrent delete may have won.
+        holding = await repo.holding(account_id, item_id)
+        if holding is None or package is None:
+            raise NotFound(f"no such {kind} in your holdings", slug=f"{kind}-not-found")
+        size = (await repo.item_sizes([holding]))[item_id]
+        await release_holding(repo, holding, institution_id=package.institution_id)
+        await repo.add_usage(account_id, -size)
+        keys = await remove_unheld_item(repo, ItemRef(holding.package_id, kind, item_id))
+    await delete_blobs(state.store, keys)

@@ -1,0 +1,148 @@
+"""Key handling of the storage service: user key slots, encrypted metadata, grants.
+
+* A user key slot is the package key sealed to the account's X25519 public key
+  (``hds_common.crypto.seal``), bound to the package id through the seal context.
+* Metadata rows are AES-256-GCM encrypted JSON under ``HKDF(PK, "hds/meta/v1" ||
+  package id)``; the AAD names the table and the row id, so an encrypted value cannot
+  be moved to another row or table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from hds_common.crypto import (
+    PACKAGE_KEY_SIZE,
+    Grant,
+    GrantError,
+    IntegrityError,
+    b64e,
+    hkdf_sha256,
+    load_or_create_private_key,
+    open_grant,
+    open_sealed,
+    private_key_from_bytes,
+    public_key_to_bytes,
+    seal,
+)
+from hds_common.errors import Forbidden, Unauthorized
+
+__all__ = [
+    "MetaCipher",
+    "grant_public_key",
+    "open_package_grant",
+    "open_slot",
+    "open_user_grant",
+    "seal_slot",
+    "user_public_key",
+]
+
+_META_INFO = b"hds/meta/v1"
+_NONCE_SIZE = 12
+
+
+def _slot_context(package_id: str) -> bytes:
+    return b"hds/user-slot/v1:" + package_id.encode()
+
+
+def seal_slot(public_key: bytes, package_id: str, package_key: bytes) -> bytes:
+    """The package key sealed to an account's public key."""
+    return seal(public_key, package_key, _slot_context(package_id))
+
+
+def open_slot(private_key: bytes, package_id: str, sealed_key: bytes) -> bytes:
+    """Inverse of :func:`seal_slot`; :class:`IntegrityError` if the slot is not ours."""
+    package_key = open_sealed(private_key, sealed_key, _slot_context(package_id))
+    if len(package_key) != PACKAGE_KEY_SIZE:
+        raise IntegrityError("key slot holds no package key")
+    return package_key
+
+
+def grant_public_key(private_key_file: Path) -> str:
+    """The base64url X25519 public key grants must be sealed to (``HDS_GRANT_PUBLIC_KEY``);
+    creates the private key file on first use."""
+    key = load_or_create_private_key(private_key_file)
+    return b64e(public_key_to_bytes(key.public_key()))
+
+
+def user_public_key(private_key: bytes) -> bytes:
+    return public_key_to_bytes(private_key_from_bytes(private_key).public_key())
+
+
+class MetaCipher:
+    """Encrypts and decrypts the metadata rows of one package."""
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, package_key: bytes, package_id: str) -> None:
+        key = hkdf_sha256(package_key, salt=None, info=_META_INFO + package_id.encode())
+        self._aead = AESGCM(key)
+
+    @staticmethod
+    def _aad(table: str, row_id: str) -> bytes:
+        return f"{table}\x00{row_id}".encode()
+
+    def seal(self, table: str, row_id: str, values: dict[str, Any]) -> bytes:
+        nonce = os.urandom(_NONCE_SIZE)
+        plaintext = json.dumps(values, separators=(",", ":"), sort_keys=True).encode()
+        return nonce + self._aead.encrypt(nonce, plaintext, self._aad(table, row_id))
+
+    def open(self, table: str, row_id: str, sealed: bytes) -> dict[str, Any]:
+        if len(sealed) <= _NONCE_SIZE:
+            raise IntegrityError(f"{table} {row_id}: metadata malformed")
+        try:
+            plaintext = self._aead.decrypt(
+                sealed[:_NONCE_SIZE], sealed[_NONCE_SIZE:], self._aad(table, row_id)
+            )
+        except InvalidTag:
+            raise IntegrityError(f"{table} {row_id}: metadata failed authentication") from None
+        values = json.loads(plaintext)
+        if not isinstance(values, dict):
+            raise IntegrityError(f"{table} {row_id}: metadata malformed")
+        return values
+
+    def check(self, package_id: str, key_check: bytes) -> bool:
+        """Whether this cipher's package key is the one ``key_check`` was sealed under."""
+        try:
+            self.open("packages", package_id, key_check)
+        except IntegrityError:
+            return False
+        return True
+
+
+def open_user_grant(storage_key: X25519PrivateKey, token: str | None, *, account_id: str) -> Grant:
+    """The user grant of an account token: the account's unlocked private key."""
+    if not token:
+        raise Forbidden(
+            "this token carries no key grant; log in again to unlock your key",
+            slug="grant-required",
+        )
+    try:
+        grant = open_grant(storage_key, token)
+    except GrantError as exc:
+        raise Unauthorized(f"key grant rejected: {exc}", slug="grant-invalid") from None
+    if grant.kind != "user" or grant.subject != account_id:
+        raise Forbidden("the key grant belongs to another account", slug="grant-mismatch")
+    return grant
+
+
+def open_package_grant(
+    storage_key: X25519PrivateKey, token: str | None, *, package_id: str
+) -> Grant:
+    """A package grant (from an access-code validation) for ``package_id``."""
+    if not token:
+        raise Forbidden("package grant required (X-HDS-Grant)", slug="grant-required")
+    try:
+        grant = open_grant(storage_key, token)
+    except GrantError as exc:
+        raise Forbidden(f"package grant rejected: {exc}", slug="grant-invalid") from None
+    if grant.kind != "package" or grant.subject != package_id:
+        raise Forbidden("the grant is not for this package", slug="grant-mismatch")
+    return grant

@@ -1,0 +1,182 @@
+"""Request and response bodies of the storage service."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+ItemKind = Literal["study", "document"]
+PackageState = Literal["open", "complete"]
+
+
+# -- shared pieces --------------------------------------------------------------------------
+
+
+class PatientPublic(BaseModel):
+    id: str = Field(description="Opaque id of the patient record (one per package)")
+    package_id: str
+    patient_id: str = Field(description="PatientID (0010,0020) as sent by the institution")
+    name: str = Field(description="PatientName (0010,0010), DICOM person name format")
+    birth_date: dt.date | None
+    sex: str
+
+
+# -- ingest ---------------------------------------------------------------------------------
+
+
+class PackagePublic(BaseModel):
+    id: str
+    state: PackageState
+    institution_id: str
+    created_at: dt.datetime
+    last_activity_at: dt.datetime
+    completed_at: dt.datetime | None
+    patient: PatientPublic | None = None
+    studies: int = 0
+    documents: int = 0
+    size: int = Field(0, description="Plaintext bytes of all objects")
+
+
+class InstanceStored(BaseModel):
+    id: str
+    sop_instance_uid: str
+    study_id: str
+    series_id: str
+    size: int
+    sha256: str
+    status: Literal["created", "existing"] = Field(
+        description="existing: the same SOP Instance UID with the same bytes was stored before"
+    )
+
+
+class InstancesUploaded(BaseModel):
+    package_id: str
+    instances: list[InstanceStored]
+
+
+class DocumentStored(BaseModel):
+    id: str
+    size: int
+    sha256: str
+    status: Literal["created", "existing"]
+
+
+class DocumentsUploaded(BaseModel):
+    package_id: str
+    documents: list[DocumentStored]
+
+
+# -- holdings -------------------------------------------------------------------------------
+
+
+class InstancePublic(BaseModel):
+    id: str = Field(description="Object id: GET /storage/v1/objects/{id}")
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax_uid: str
+    instance_number: int | None
+    size: int
+    crc32: int
+    sha256: str
+
+
+class SeriesPublic(BaseModel):
+    id: str
+    series_instance_uid: str
+    modality: str
+    number: int | None
+    description: str
+    instances: list[InstancePublic]
+
+
+class StudyPublic(BaseModel):
+    id: str = Field(description="Item id of the study (DLX dataItem id)")
+    package_id: str
+    study_instance_uid: str
+    patient: PatientPublic
+    date: dt.date | None
+    description: str
+    accession_number: str
+    modalities: list[str]
+    series_count: int
+    instance_count: int
+    size: int
+    added_at: dt.datetime
+
+
+class StudyDetail(StudyPublic):
+    series: list[SeriesPublic]
+
+
+class DocumentPublic(BaseModel):
+    id: str = Field(description="Item id and object id of the document")
+    package_id: str
+    patient: PatientPublic
+    title: str
+    date: dt.date | None
+    mime_type: str = "application/pdf"
+    size: int
+    sha256: str
+    added_at: dt.datetime
+
+
+class PatientHoldings(PatientPublic):
+    study_ids: list[str]
+    document_ids: list[str]
+
+
+class UsagePublic(BaseModel):
+    used_bytes: int
+    reserved_bytes: int
+    quota_bytes: int
+    deletion_mode: Literal["automatic", "manual"]
+
+
+# -- internal -------------------------------------------------------------------------------
+
+
+class PackageKeyOut(BaseModel):
+    package_key: str = Field(description="base64url package key")
+
+
+class SlotImport(BaseModel):
+    account_id: str = Field(min_length=1, max_length=64)
+    package_grant: str = Field(min_length=1, max_length=4096)
+
+
+class SlotImported(BaseModel):
+    package_id: str
+    studies: int = Field(description="Studies of the package now in the account's holdings")
+    documents: int = Field(description="Documents of the package now in the account's holdings")
+    bytes: int = Field(description="Plaintext bytes newly counted against the account's quota")
+
+
+class PackageStatus(BaseModel):
+    id: str
+    state: PackageState
+    institution_id: str
+    retry_after: int = Field(description="Seconds until asking again makes sense (0 if complete)")
+
+
+class DataItem(BaseModel):
+    """One DLX ``dataItem`` (a study as IHE PDI ZIP or a PDF document)."""
+
+    id: str
+    kind: ItemKind
+    mime_type: str
+    description: str
+    study_instance_uid: str | None
+    date: dt.date | None
+    modalities: str | None = Field(description="Backslash separated, like ModalitiesInStudy")
+    patient_name: str
+    patient_birth_date: dt.date | None
+    patient_sex: str
+    file_count: int
+    size: int
+
+
+class AccountUsage(BaseModel):
+    used_bytes: int
+    quota_bytes: int

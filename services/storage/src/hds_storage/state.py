@@ -1,0 +1,26 @@
+"""What the lifespan builds once per process and every request uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from hds_common.blobstore import BlobStore
+from hds_common.tokens import TokenVerifier
+from hds_storage.config import Settings
+from hds_storage.identity import IdentityClient
+
+__all__ = ["StorageState"]
+
+
+@dataclass
+class StorageState:
+    settings: Settings
+    engine: AsyncEngine
+    session_maker: async_sessionmaker[AsyncSession]
+    store: BlobStore
+    grant_key: X25519PrivateKey
+    identity: IdentityClient
+    verifier: TokenVerifier

@@ -1,0 +1,551 @@
+"""Helpers for the storage service tests: DICOM/PDF generators, a stand-in for the
+identity service, accounts with real key pairs and grants, and the app wiring."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from fastapi import FastAPI, Header
+from fastapi.responses import JSONResponse
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from sqlalchemy import inspect, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hds_common.blobstore import BlobStore
+from hds_common.crypto import (
+    Grant,
+    b64e,
+    generate_private_key,
+    load_or_create_private_key,
+    private_key_to_bytes,
+    public_key_to_bytes,
+    seal_grant,
+)
+from hds_common.service_auth import SERVICE_TOKEN_HEADER, mint_service_token, verify_service_token
+from hds_common.settings import SuiteSettings
+from hds_common.testing.asgi import ServiceRouterTransport, running
+from hds_common.testing.tokens import TestIssuer
+from hds_storage.config import Settings
+from hds_storage.main import create_app
+
+GIB = 1024**3
+INTERNAL_SECRET = "storage-test-internal-secret"
+ISSUER = "hds-auth"
+STORAGE_HOST = "storage.test"
+IDENTITY_HOST = "identity-stand-in.test"
+
+
+# -- content ----------------------------------------------------------------------------------
+
+
+@dataclass
+class DicomFile:
+    data: bytes
+    sop_instance_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
+    pixel_data: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+def make_dicom(
+    *,
+    patient_name: str = "Doe^Jane",
+    patient_id: str = "PID-1",
+    birth_date: str = "19700101",
+    sex: str = "F",
+    study_uid: str | None = None,
+    series_uid: str | None = None,
+    sop_uid: str | None = None,
+    modality: str = "CT",
+    study_description: str = "CT Thorax",
+    study_date: str = "20240419",
+    series_number: int = 1,
+    instance_number: int = 1,
+    rows: int = 32,
+    columns: int = 32,
+    pixel_data: bytes | None = None,
+    seed: int | None = None,
+) -> DicomFile:
+    """A CT image as DICOM Part 10 bytes; pixels random unless given."""
+    if pixel_data is None:
+        rng = np.random.default_rng(seed)
+        pixel_data = rng.integers(0, 4096, size=rows * columns, dtype=np.uint16).tobytes()
+    sop_uid = UID(sop_uid) if sop_uid else generate_uid()
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = CTImageStorage
+    ds.SOPInstanceUID = sop_uid
+    ds.PatientName = patient_name
+    ds.PatientID = patient_id
+    ds.PatientBirthDate = birth_date
+    ds.PatientSex = sex
+    ds.StudyInstanceUID = study_uid or generate_uid()
+    ds.SeriesInstanceUID = series_uid or generate_uid()
+    ds.StudyDate = study_date
+    ds.StudyTime = "101500"
+    ds.StudyDescription = study_description
+    ds.AccessionNumber = "ACC-1"
+    ds.StudyID = "1"
+    ds.Modality = modality
+    ds.SeriesNumber = series_number
+    ds.InstanceNumber = instance_number
+    ds.Rows = rows
+    ds.Columns = columns
+    ds.BitsAllocated = 16
+    ds.BitsStored = 12
+    ds.HighBit = 11
+    ds.PixelRepresentation = 0
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.PixelData = pixel_data
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return DicomFile(
+        buffer.getvalue(), sop_uid, str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), pixel_data
+    )
+
+
+def make_study(count: int = 3, **kwargs: Any) -> list[DicomFile]:
+    """``count`` instances of one study in two series."""
+    study_uid = kwargs.pop("study_uid", None) or generate_uid()
+    series = [generate_uid(), generate_uid()]
+    return [
+        make_dicom(
+            study_uid=study_uid,
+            series_uid=series[i % 2],
+            series_number=i % 2 + 1,
+            instance_number=i + 1,
+            **kwargs,
+        )
+        for i in range(count)
+    ]
+
+
+def make_pdf(text_marker: str = "Report text") -> bytes:
+    """A small valid PDF whose content stream carries ``text_marker`` uncompressed."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text_marker}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    for offset in offsets:
+        out += f"{offset:010d} 00000 n \n".encode()
+    out += (
+        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    )
+    return bytes(out)
+
+
+def multipart_files(files: Iterable[tuple[str, bytes]], **fields: str) -> dict[str, Any]:
+    """``httpx`` keyword arguments for a multipart body of ``files`` (and form fields)."""
+    return {
+        "files": [("file", (name, data, "application/octet-stream")) for name, data in files],
+        "data": fields,
+    }
+
+
+# -- the identity service stand-in ---------------------------------------------------------------
+
+
+@dataclass
+class TestAccount:
+    __test__ = False
+
+    id: str
+    role: str
+    private_key: bytes = field(repr=False)
+    quota_bytes: int = GIB
+    deletion_mode: str = "manual"
+
+    @property
+    def public_key(self) -> bytes:
+        from hds_common.crypto import private_key_from_bytes
+
+        return public_key_to_bytes(private_key_from_bytes(self.private_key).public_key())
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "email": f"{self.id}@example.org",
+            "role": self.role,
+            "public_key": b64e(self.public_key),
+            "quota_bytes": self.quota_bytes,
+            "deletion_mode": self.deletion_mode,
+            "notifications": False,
+            "accept_shares": True,
+        }
+
+
+class IdentityStandIn:
+    """Stand-in for the identity (auth) service in storage tests: serves the JWKS and
+    ``GET /internal/v1/accounts/{id}`` from an in-memory dict, like auth's contract says."""
+
+    def __init__(self, issuer: TestIssuer) -> None:
+        self.issuer = issuer
+        self.accounts: dict[str, TestAccount] = {}
+        self.down = False
+        self.app = FastAPI(title="identity stand-in")
+
+        @self.app.get("/.well-known/jwks.json")
+        async def jwks() -> dict[str, Any]:
+            return issuer.jwks
+
+        @self.app.get("/internal/v1/accounts/{account_id}")
+        async def account(
+            account_id: str,
+            token: str | None = Header(default=None, alias=SERVICE_TOKEN_HEADER),
+        ) -> JSONResponse:
+            if self.down:
+                return JSONResponse({"type": "urn:hds:problem:down"}, status_code=503)
+            verify_service_token(INTERNAL_SECRET, token)
+            found = self.accounts.get(account_id)
+            if found is None:
+                return JSONResponse({"type": "urn:hds:problem:not-found"}, status_code=404)
+            return JSONResponse(found.record())
+
+    def add(self, role: str = "patient", **kwargs: Any) -> TestAccount:
+        account = TestAccount(
+            id=str(uuid.uuid4()),
+            role=role,
+            private_key=private_key_to_bytes(generate_private_key()),
+            **kwargs,
+        )
+        self.accounts[account.id] = account
+        return account
+
+
+# -- the environment --------------------------------------------------------------------------
+
+
+@dataclass
+class StorageEnv:
+    app: FastAPI
+    client: httpx.AsyncClient
+    identity: IdentityStandIn
+    issuer: TestIssuer
+    settings: Settings
+    storage_public_key: bytes
+
+    @property
+    def store(self) -> BlobStore:
+        store: BlobStore = self.app.state.storage.store
+        return store
+
+    @property
+    def engine(self) -> AsyncEngine:
+        engine: AsyncEngine = self.app.state.storage.engine
+        return engine
+
+    def account(self, role: str = "patient", **kwargs: Any) -> TestAccount:
+        return self.identity.add(role, **kwargs)
+
+    def institution(self, **kwargs: Any) -> TestAccount:
+        return self.identity.add("institution", **kwargs)
+
+    def user_grant(self, account: TestAccount, ttl: int = 900) -> str:
+        grant = Grant("user", account.id, account.private_key, int(time.time()) + ttl)
+        return seal_grant(self.storage_public_key, grant)
+
+    def package_grant(self, package_id: str, package_key: bytes, ttl: int = 600) -> str:
+        grant = Grant("package", package_id, package_key, int(time.time()) + ttl)
+        return seal_grant(self.storage_public_key, grant)
+
+    def auth(self, account: TestAccount, *, grant: bool = True) -> dict[str, str]:
+        token = self.issuer.mint(
+            account.id,
+            roles=[account.role],
+            grant=self.user_grant(account) if grant else None,
+        )
+        return {"Authorization": f"Bearer {token}"}
+
+    @staticmethod
+    def service() -> dict[str, str]:
+        return {SERVICE_TOKEN_HEADER: mint_service_token(INTERNAL_SECRET, "codes")}
+
+    # -- common flows ---------------------------------------------------------------------
+
+    async def create_package(self, institution: TestAccount) -> str:
+        response = await self.client.post("/storage/v1/packages", headers=self.auth(institution))
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    async def upload(
+        self, institution: TestAccount, package_id: str, files: list[DicomFile]
+    ) -> httpx.Response:
+        return await self.client.post(
+            f"/storage/v1/packages/{package_id}/instances",
+            headers=self.auth(institution),
+            **multipart_files((f"f{i}.dcm", f.data) for i, f in enumerate(files)),
+        )
+
+    async def upload_raw(
+        self, institution: TestAccount, package_id: str, data: bytes
+    ) -> httpx.Response:
+        return await self.client.post(
+            f"/storage/v1/packages/{package_id}/instances",
+            headers={**self.auth(institution), "Content-Type": "application/dicom"},
+            content=data,
+        )
+
+    async def complete(self, institution: TestAccount, package_id: str) -> None:
+        response = await self.client.post(
+            f"/storage/v1/packages/{package_id}/complete", headers=self.auth(institution)
+        )
+        assert response.status_code == 200, response.text
+
+    async def package_key(self, institution: TestAccount, package_id: str) -> bytes:
+        from hds_common.crypto import b64d
+
+        response = await self.client.get(
+            f"/internal/v1/packages/{package_id}/key",
+            headers={**self.service(), "X-HDS-Grant": self.user_grant(institution)},
+        )
+        assert response.status_code == 200, response.text
+        return b64d(response.json()["package_key"])
+
+    async def publish(
+        self, institution: TestAccount, files: list[DicomFile], *, complete: bool = True
+    ) -> str:
+        package_id = await self.create_package(institution)
+        response = await self.upload(institution, package_id, files)
+        assert response.status_code == 201, response.text
+        if complete:
+            await self.complete(institution, package_id)
+        return package_id
+
+    async def import_package(
+        self, account: TestAccount, package_id: str, package_key: bytes
+    ) -> httpx.Response:
+        return await self.client.post(
+            f"/internal/v1/packages/{package_id}/slots",
+            headers=self.service(),
+            json={
+                "account_id": account.id,
+                "package_grant": self.package_grant(package_id, package_key),
+            },
+        )
+
+    async def usage(self, account: TestAccount) -> int:
+        response = await self.client.get("/storage/v1/usage", headers=self.auth(account))
+        assert response.status_code == 200, response.text
+        return int(response.json()["used_bytes"])
+
+    async def listed_bytes(self, account: TestAccount) -> int:
+        studies = await self.client.get("/storage/v1/studies", headers=self.auth(account))
+        documents = await self.client.get("/storage/v1/documents", headers=self.auth(account))
+        assert studies.status_code == 200
+        assert documents.status_code == 200
+        items = [*studies.json(), *documents.json()]
+        return sum(int(item["size"]) for item in items)
+
+    async def blob_keys(self, prefix: str = "objects/") -> list[str]:
+        return [info.key async for info in self.store.list(prefix)]
+
+    async def count_rows(self, table: str) -> int:
+        async with self.engine.connect() as connection:
+            return int(
+                (await connection.execute(text(f"SELECT COUNT(*) FROM {table}"))).scalar_one()
+            )
+
+    async def dump_tables(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every table of the service's database."""
+        async with self.engine.connect() as connection:
+            tables = await connection.run_sync(lambda c: inspect(c).get_table_names())
+            dump = {}
+            for table in tables:
+                rows = await connection.execute(text(f'SELECT * FROM "{table}"'))
+                dump[table] = [tuple(row) for row in rows]
+        return dump
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    database_url: str
+    blob_url: str
+
+
+@asynccontextmanager
+async def storage_env(
+    backend: Backend, tmp_path: Path, **overrides: Any
+) -> AsyncIterator[StorageEnv]:
+    """The storage app with the identity stand-in behind a ServiceRouterTransport."""
+    issuer = TestIssuer(issuer=ISSUER)
+    identity = IdentityStandIn(issuer)
+    key_file = tmp_path / "keys" / "storage-grant.key"
+    storage_public_key = public_key_to_bytes(load_or_create_private_key(key_file).public_key())
+    settings = Settings(
+        database_url=backend.database_url,
+        blob_url=backend.blob_url,
+        grant_private_key_file=str(key_file),
+        suite=SuiteSettings(
+            auth_url=f"http://{IDENTITY_HOST}",
+            internal_secret=INTERNAL_SECRET,  # type: ignore[arg-type]
+            jwt_issuer=ISSUER,
+            environment="test",
+        ),
+        **overrides,
+    )
+    transport = ServiceRouterTransport()
+    transport.register(IDENTITY_HOST, identity.app)
+    app = create_app(settings, transport=transport, token_keys=issuer.keys())
+    transport.register(STORAGE_HOST, app)
+    async with running(app):
+        async with httpx.AsyncClient(
+            transport=transport, base_url=f"http://{STORAGE_HOST}", timeout=60
+        ) as client:
+            yield StorageEnv(app, client, identity, issuer, settings, storage_public_key)
+
+
+# -- the storage service as a real process ------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def identity_server(identity: IdentityStandIn) -> AsyncIterator[str]:
+    """Serve the identity stand-in over real HTTP (for a storage subprocess)."""
+    import asyncio
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            identity.app,
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            lifespan="off",
+            access_log=False,
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+class StorageProcess:
+    """``python -m hds_storage serve`` with settings from the environment."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.port = int(env["HDS_STORAGE_PORT"])
+        self.log_path = log_path
+        self.proc: Any = None
+        self.base_url = f"http://127.0.0.1:{self.port}"
+
+    async def start(self, timeout: float = 60.0) -> None:
+        import asyncio
+        import os
+        import subprocess
+        import sys
+
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hds_storage", "serve"],
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        deadline = asyncio.get_running_loop().time() + timeout
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=2) as client:
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"storage exited:\n{self.log_path.read_text()[-4000:]}")
+                try:
+                    if (await client.get("/readyz")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                if asyncio.get_running_loop().time() > deadline:
+                    raise RuntimeError(f"storage not ready:\n{self.log_path.read_text()[-4000:]}")
+                await asyncio.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handlers, no flushing — a crash."""
+        import signal
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        import subprocess
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    @property
+    def pid(self) -> int:
+        return int(self.proc.pid)
+
+
+def process_env(
+    *,
+    database_url: str,
+    blob_url: str,
+    auth_url: str,
+    key_file: Path,
+    **extra: str,
+) -> dict[str, str]:
+    return {
+        "HDS_STORAGE_PORT": str(free_port()),
+        "HDS_STORAGE_DATABASE_URL": database_url,
+        "HDS_STORAGE_BLOB_URL": blob_url,
+        "HDS_STORAGE_GRANT_PRIVATE_KEY_FILE": str(key_file),
+        "HDS_AUTH_URL": auth_url,
+        "HDS_INTERNAL_SECRET": INTERNAL_SECRET,
+        "HDS_JWT_ISSUER": ISSUER,
+        "HDS_ENVIRONMENT": "test",
+        "HDS_LOG_LEVEL": "WARNING",
+        **extra,
+    }
