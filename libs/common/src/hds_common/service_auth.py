@@ -69,4 +69,3 @@ def require_service(secret_getter: Callable[[], str]) -> Callable[..., str]:
         return verify_service_token(secret_getter(), token)
 
     return dependency
-

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from hds_common.db import SessionDep, upgrade_to_head
 
-from hds_common.db import upgrade_to_head
+__all__ = ["MIGRATIONS_DIR", "VERSION_TABLE", "SessionDep", "migrate"]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_codes"
@@ -18,19 +15,3 @@ VERSION_TABLE = "alembic_version_codes"
 
 async def migrate(database_url: str) -> None:
     await asyncio.to_thread(upgrade_to_head, MIGRATIONS_DIR, database_url, VERSION_TABLE)
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request: committed when the route succeeds, rolled back otherwise.
-    Services only ``flush()``."""
-    async with request.app.state.session_maker() as session:
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            await session.commit()
-
-
-SessionDep = Annotated[AsyncSession, Depends(get_session)]

@@ -9,14 +9,17 @@ from hds_common.db._engine import (
 )
 from hds_common.db._migrations import run_async_migrations, upgrade_to_head
 from hds_common.db._models import NAMING_CONVENTION, TimestampMixin, utcnow
+from hds_common.db._session import SessionDep, request_session
 
 __all__ = [
     "NAMING_CONVENTION",
+    "SessionDep",
     "TimestampMixin",
     "create_engine",
     "create_session_maker",
     "normalise_database_url",
     "ping_database",
+    "request_session",
     "run_async_migrations",
     "upgrade_to_head",
     "utcnow",

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
@@ -20,8 +21,16 @@ def normalise_database_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def ensure_sqlite_directory(url: str) -> None:
+    """The embedded default keeps its SQLite files under ./var, which may not exist yet."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+
+
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     url = normalise_database_url(url)
+    ensure_sqlite_directory(url)
     kwargs: dict[str, Any] = {"echo": echo}
     if url.startswith("sqlite"):
         # SQLite serialises writers; a pool gives nothing and keeps files open.

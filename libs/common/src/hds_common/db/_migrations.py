@@ -17,7 +17,7 @@ from sqlalchemy import MetaData, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
-from hds_common.db._engine import normalise_database_url
+from hds_common.db._engine import ensure_sqlite_directory, normalise_database_url
 
 
 def alembic_config(migrations_dir: Path, database_url: str, version_table: str) -> Config:
@@ -30,6 +30,7 @@ def alembic_config(migrations_dir: Path, database_url: str, version_table: str) 
 
 def upgrade_to_head(migrations_dir: Path, database_url: str, version_table: str) -> None:
     """Migrate a database to the newest revision (blocking; run it in a thread or CLI)."""
+    ensure_sqlite_directory(database_url)
     command.upgrade(alembic_config(migrations_dir, database_url, version_table), "head")
 
 

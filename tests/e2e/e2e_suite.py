@@ -1,0 +1,181 @@
+"""End-to-end fixtures: the five services as real processes, wired like production
+(PostgreSQL, the S3 protocol, a real SMTP server), reached only through the gateway."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from hds_common.testing.postgres import temporary_database
+from hds_common.testing.s3server import MotoS3Server
+from hds_common.testing.smtp import SmtpTestServer
+
+REPO = Path(__file__).resolve().parents[2]
+SERVICES = ("auth", "codes", "storage", "dlx", "gateway")
+
+
+def _load_local_runner() -> Any:
+    spec = importlib.util.spec_from_file_location("hds_local_run", REPO / "deploy/local/run.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+local_runner = _load_local_runner()
+
+
+def free_port_block(size: int = 5) -> int:
+    """A base port with ``size`` consecutive free ports after it.
+
+    Chosen below the kernel's ephemeral range (32768+), where outgoing connections take
+    their local ports, so no client connection can grab a port before its service binds."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 32000 - size)
+        sockets = []
+        try:
+            for offset in range(size):
+                candidate = socket.socket()
+                sockets.append(candidate)
+                candidate.bind(("127.0.0.1", base + offset))
+            return base
+        except OSError:
+            continue
+        finally:
+            for candidate in sockets:
+                candidate.close()
+    raise RuntimeError("no block of free ports")
+
+
+def wait_until_ready(
+    url: str, processes: dict[str, subprocess.Popen[bytes]], timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, process in processes.items():
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"suite not ready at {url} after {timeout} s")
+
+
+@dataclass
+class RunningSuite:
+    gateway_url: str
+    env: dict[str, str]
+    var: Path
+    smtp: SmtpTestServer
+    s3: MotoS3Server
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def demo_credentials(self) -> dict[str, str]:
+        return dict(json.loads((self.var / "demo-credentials.json").read_text()))
+
+    def start(self, name: str) -> None:
+        log = (self.var / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", f"hds_{name}", "serve"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stop(self, name: str) -> None:
+        process = self.processes.pop(name)
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def log_of(self, name: str) -> str:
+        return (self.var / f"{name}.log").read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[SmtpTestServer]:
+    with SmtpTestServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[MotoS3Server]:
+    with MotoS3Server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+async def suite(
+    tmp_path_factory: pytest.TempPathFactory,
+    smtp_server: SmtpTestServer,
+    s3_server: MotoS3Server,
+) -> AsyncIterator[RunningSuite]:
+    var = tmp_path_factory.mktemp("suite-var")
+    base_port = free_port_block()
+    async with (
+        temporary_database("hds_e2e_auth") as auth_db,
+        temporary_database("hds_e2e_codes") as codes_db,
+        temporary_database("hds_e2e_storage") as storage_db,
+    ):
+        bucket = f"hds-e2e-{base_port}"
+        env = {
+            **os.environ,
+            **local_runner.suite_environment(var, base_port, "127.0.0.1"),
+            "HDS_ENVIRONMENT": "test",
+            "HDS_AUTH_DATABASE_URL": auth_db,
+            "HDS_CODES_DATABASE_URL": codes_db,
+            "HDS_STORAGE_DATABASE_URL": storage_db,
+            "HDS_STORAGE_BLOB_URL": s3_server.blobstore_url(bucket, "objects"),
+            "HDS_AUTH_SMTP_HOST": smtp_server.host,
+            "HDS_AUTH_SMTP_PORT": str(smtp_server.port),
+        }
+        store = s3_server.blobstore(bucket)
+        async with store:
+            await store.ensure_bucket()
+        for name in local_runner.MIGRATED:
+            subprocess.run([sys.executable, "-m", f"hds_{name}", "migrate"], env=env, check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "hds_auth",
+                "ensure-demo",
+                "--output",
+                str(var / "demo-credentials.json"),
+            ],
+            env=env,
+            check=True,
+        )
+        running = RunningSuite(
+            gateway_url=env["HDS_PUBLIC_BASE_URL"], env=env, var=var, smtp=smtp_server, s3=s3_server
+        )
+        try:
+            for name in SERVICES:
+                running.start(name)
+            wait_until_ready(f"{running.gateway_url}/readyz", running.processes, timeout=60)
+            yield running
+        finally:
+            for name in list(running.processes):
+                running.stop(name)
