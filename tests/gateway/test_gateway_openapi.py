@@ -117,3 +117,12 @@ async def test_readiness_names_a_stopped_service(upstreams: Upstreams) -> None:
     assert body["type"] == "urn:hds:problem:not-ready"
     assert body["checks"]["codes"].startswith("failed: ConnectError")
     assert body["checks"]["auth"] == "ok"
+
+
+async def test_docs_page_shows_the_merged_document_without_a_token(
+    gateway: httpx.AsyncClient,
+) -> None:
+    response = await gateway.get("/docs")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "/openapi.json" in response.text

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from hds_common.errors import BadRequest
 from hds_gateway.edge import Gateway, GatewayDep
@@ -80,6 +81,12 @@ async def _portal(
         status_code=302,
         headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
     )
+
+
+@portal_router.get("/docs", include_in_schema=False)
+async def api_documentation() -> HTMLResponse:
+    """Interactive documentation of the merged OpenAPI document."""
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="HDS suite API")
 
 
 @portal_router.get("/openapi.json", include_in_schema=False)

@@ -71,7 +71,14 @@ PUBLIC_ROUTES = (
 )
 
 # The gateway's own public routes (served here, never proxied).
-GATEWAY_PUBLIC_PATHS = ("/c/{code}", "/?code={code}", "/healthz", "/readyz", "/openapi.json")
+GATEWAY_PUBLIC_PATHS = (
+    "/c/{code}",
+    "/?code={code}",
+    "/healthz",
+    "/readyz",
+    "/openapi.json",
+    "/docs",
+)
 
 # Where guessing pays (passwords, activation and reset secrets, access codes): the strict
 # rate-limit class. Refresh and logout carry long random tokens and are called routinely.
