@@ -7,7 +7,6 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
-from sqlalchemy.pool import NullPool
 
 
 def normalise_database_url(url: str) -> str:
@@ -33,8 +32,10 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
     ensure_sqlite_directory(url)
     kwargs: dict[str, Any] = {"echo": echo}
     if url.startswith("sqlite"):
-        # SQLite serialises writers; a pool gives nothing and keeps files open.
-        kwargs["poolclass"] = NullPool
+        # A small pool: opening an aiosqlite connection (a thread plus PRAGMAs) costs
+        # milliseconds per request otherwise; SQLite still serialises the writers.
+        kwargs["pool_size"] = 5
+        kwargs["max_overflow"] = 5
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs["pool_size"] = pool_size
