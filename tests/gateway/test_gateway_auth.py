@@ -166,6 +166,7 @@ async def test_account_token_not_on_dlx_routes(
 PUBLIC_ROUTES = [
     ("POST", "/auth/v1/register"),
     ("POST", "/auth/v1/activate"),
+    ("GET", "/auth/v1/activate"),  # the link in the activation mail
     ("POST", "/auth/v1/activation/resend"),
     ("POST", "/auth/v1/login"),
     ("POST", "/auth/v1/refresh"),

@@ -57,7 +57,8 @@ _SEGMENT = r"[^/]+"
 # Proxied routes reachable without a token; every other proxied route needs a valid one.
 PUBLIC_ROUTES = (
     _rule("POST", r"/auth/v1/register"),
-    _rule("POST", r"/auth/v1/activate"),
+    # GET: the link in the activation mail; POST: the SPA.
+    _rule("GET POST", r"/auth/v1/activate"),
     _rule("POST", r"/auth/v1/activation/resend"),
     _rule("POST", r"/auth/v1/login"),
     _rule("POST", r"/auth/v1/refresh"),
@@ -84,7 +85,8 @@ GATEWAY_PUBLIC_PATHS = (
 # rate-limit class. Refresh and logout carry long random tokens and are called routinely.
 _CREDENTIAL_ROUTES = (
     _rule("POST", r"/auth/v1/register"),
-    _rule("POST", r"/auth/v1/activate"),
+    # GET: the link in the activation mail; POST: the SPA.
+    _rule("GET POST", r"/auth/v1/activate"),
     _rule("POST", r"/auth/v1/activation/resend"),
     _rule("POST", r"/auth/v1/login"),
     _rule("POST", r"/auth/v1/password/reset"),
