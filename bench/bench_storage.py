@@ -23,12 +23,10 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
-import io
 import os
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -43,8 +41,7 @@ import numpy as np
 import psutil
 import uvicorn
 from fastapi import FastAPI
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
 from hds_common.crypto import (
     Grant,
@@ -55,6 +52,7 @@ from hds_common.crypto import (
     public_key_to_bytes,
     seal_grant,
 )
+from hds_common.testing.dicom import make_dicom, make_dicom_header
 from hds_common.testing.tokens import TestIssuer
 
 MIB = 1024 * 1024
@@ -70,32 +68,6 @@ def free_port() -> int:
 # -- data ------------------------------------------------------------------------------------
 
 
-def _dataset(study_uid: str, series_uid: str, number: int, rows: int, columns: int) -> Dataset:
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-    ds.PatientName = "Bench^Mark"
-    ds.PatientID = "BENCH-1"
-    ds.PatientBirthDate = "19700101"
-    ds.PatientSex = "O"
-    ds.StudyInstanceUID = study_uid
-    ds.SeriesInstanceUID = series_uid
-    ds.StudyDate = "20240419"
-    ds.StudyDescription = "CT Benchmark"
-    ds.Modality = "CT"
-    ds.SeriesNumber = 1
-    ds.InstanceNumber = number
-    ds.Rows, ds.Columns = rows, columns
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 12, 11
-    ds.PixelRepresentation, ds.SamplesPerPixel = 0, 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    return ds
-
-
 def generate_study(directory: Path, count: int, size: int) -> list[Path]:
     """``count`` CT slices of ``size``x``size`` 16-bit pixels (smooth body + noise)."""
     directory.mkdir(parents=True)
@@ -105,11 +77,21 @@ def generate_study(directory: Path, count: int, size: int) -> list[Path]:
     body = ((x - size / 2) ** 2 + (y - size / 2) ** 2 < (size * 0.4) ** 2) * 1000
     paths = []
     for number in range(1, count + 1):
-        ds = _dataset(study_uid, series_uid, number, size, size)
         pixels = (body + rng.normal(0, 30, (size, size))).clip(0, 4095).astype(np.uint16)
-        ds.PixelData = pixels.tobytes()
+        dicom = make_dicom(
+            patient_name="Bench^Mark",
+            patient_id="BENCH-1",
+            sex="O",
+            study_description="CT Benchmark",
+            study_uid=study_uid,
+            series_uid=series_uid,
+            instance_number=number,
+            rows=size,
+            columns=size,
+            pixel_data=pixels.tobytes(),
+        )
         path = directory / f"IM{number:05d}.dcm"
-        ds.save_as(path, enforce_file_format=True)
+        path.write_bytes(dicom.data)
         paths.append(path)
     return paths
 
@@ -314,11 +296,7 @@ async def big_upload(
     columns = 16384
     rows = max(1, min(65535, int(gigabytes * 1024**3) // (columns * 2)))
     pixel_bytes = rows * columns * 2
-    ds = _dataset(generate_uid(), generate_uid(), 1, rows, columns)
-    ds.PatientID = "BENCH-1"
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    header = buffer.getvalue() + struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OW", 0, pixel_bytes)
+    header = make_dicom_header(rows, columns, patient_name="Bench^Mark", patient_id="BENCH-1")
     block = os.urandom(MIB)
     server = psutil.Process(pid)
     baseline = peak = server.memory_info().rss

@@ -17,6 +17,21 @@ from hds_common.testing.postgres import temporary_database
 from hds_common.testing.smtp import SmtpTestServer
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "both_databases: run the test on PostgreSQL and on SQLite (as `backend`)"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("both_databases"):
+        metafunc.parametrize(
+            "backend",
+            [pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"],
+            indirect=True,
+        )
+
+
 @pytest.fixture(scope="session")
 def smtp_server() -> Iterator[SmtpTestServer]:
     with SmtpTestServer() as smtp:
@@ -39,7 +54,7 @@ async def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
-    """``postgresql`` unless a test parametrises it (``indirect=True``) over both."""
+    """``postgresql`` unless a test is marked ``both_databases``."""
     return str(getattr(request, "param", "postgresql"))
 
 

@@ -5,28 +5,21 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from auth_harness import Accounts, AppFactory, AuthApp, StorageStandIn
+from auth_harness import Accounts, AppFactory, AuthApp, StorageStandIn, bearer
 
 from hds_common.crypto import b64d
 from hds_common.testing.smtp import SmtpTestServer
 
 MIB = 1024 * 1024
-BOTH_DATABASES = pytest.mark.parametrize(
-    "backend", [pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"], indirect=True
-)
 
 
-def _auth(tokens: dict[str, str]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {tokens['access_token']}"}
-
-
-@BOTH_DATABASES
+@pytest.mark.both_databases
 async def test_me_shows_settings_quota_and_usage_from_storage(
     auth: AuthApp, accounts: Accounts, storage_stand_in: StorageStandIn
 ) -> None:
     account = await accounts.active()
     storage_stand_in.usage[account.id] = 123_456
-    response = await auth.client.get("/auth/v1/me", headers=_auth(await accounts.login(account)))
+    response = await auth.client.get("/auth/v1/me", headers=bearer(await accounts.login(account)))
     assert response.status_code == 200
     me = response.json()
     assert me["id"] == account.id
@@ -51,7 +44,7 @@ async def test_me_shows_usage_null_when_storage_is_unreachable(
     async with make_auth_app(with_storage=False) as harness:
         account = await accounts.active()
         tokens = await accounts.login(account)
-        response = await harness.client.get("/auth/v1/me", headers=_auth(tokens))
+        response = await harness.client.get("/auth/v1/me", headers=bearer(tokens))
         assert response.status_code == 200
         assert response.json()["used_bytes"] is None
         assert response.json()["quota_bytes"] == 1024 * MIB
@@ -59,7 +52,7 @@ async def test_me_shows_usage_null_when_storage_is_unreachable(
 
 async def test_settings_change(auth: AuthApp, accounts: Accounts) -> None:
     account = await accounts.active()
-    headers = _auth(await accounts.login(account))
+    headers = bearer(await accounts.login(account))
     response = await auth.client.patch(
         "/auth/v1/me/settings",
         json={"deletion_mode": "manual", "notifications": False},
@@ -98,7 +91,7 @@ async def test_invalid_settings_are_refused(
 ) -> None:
     account = await accounts.active()
     response = await auth.client.patch(
-        "/auth/v1/me/settings", json=body, headers=_auth(await accounts.login(account))
+        "/auth/v1/me/settings", json=body, headers=bearer(await accounts.login(account))
     )
     assert response.status_code == status
     assert response.headers["content-type"] == "application/problem+json"
@@ -106,7 +99,7 @@ async def test_invalid_settings_are_refused(
 
 async def test_institution_profile(auth: AuthApp, accounts: Accounts) -> None:
     institution = await accounts.privileged(role="institution", name="Radiology North")
-    headers = _auth(await accounts.login(institution))
+    headers = bearer(await accounts.login(institution))
     me = (await auth.client.get("/auth/v1/me", headers=headers)).json()
     assert me["institution"] == {"name": "Radiology North", "default_code_validity_days": 30}
     changed = await auth.client.patch(
@@ -129,7 +122,7 @@ async def test_institution_profile(auth: AuthApp, accounts: Accounts) -> None:
 async def test_public_key_by_account_id(auth: AuthApp, accounts: Accounts) -> None:
     patient = await accounts.active()
     institution = await accounts.privileged(role="institution", name="Radiology West")
-    headers = _auth(await accounts.login(patient))
+    headers = bearer(await accounts.login(patient))
     response = await auth.client.get(f"/auth/v1/public-keys/{institution.id}", headers=headers)
     assert response.status_code == 200
     body = response.json()
@@ -158,7 +151,7 @@ async def test_public_key_by_email_is_for_roles_that_deliver_or_share(
     response = await auth.client.get(
         "/auth/v1/public-keys",
         params={"email": target.email.upper()},
-        headers=_auth(await accounts.login(caller)),
+        headers=bearer(await accounts.login(caller)),
     )
     assert response.status_code == status
     if status == 200:
@@ -172,17 +165,17 @@ async def test_public_key_by_unknown_email_is_404(auth: AuthApp, accounts: Accou
     response = await auth.client.get(
         "/auth/v1/public-keys",
         params={"email": accounts.new_email("nobody")},
-        headers=_auth(await accounts.login(referrer)),
+        headers=bearer(await accounts.login(referrer)),
     )
     assert response.status_code == 404
 
 
-@BOTH_DATABASES
+@pytest.mark.both_databases
 async def test_admin_creates_an_institution_and_overrides_quotas(
     auth: AuthApp, accounts: Accounts
 ) -> None:
     admin = await accounts.privileged(role="admin")
-    headers = _auth(await accounts.login(admin))
+    headers = bearer(await accounts.login(admin))
     address = accounts.new_email("institution")
     created = await auth.client.post(
         "/auth/v1/admin/accounts",
@@ -205,7 +198,7 @@ async def test_admin_creates_an_institution_and_overrides_quotas(
         "/auth/v1/login", json={"email": address, "password": "institution passphrase"}
     )
     assert tokens.status_code == 200
-    me = (await auth.client.get("/auth/v1/me", headers=_auth(tokens.json()))).json()
+    me = (await auth.client.get("/auth/v1/me", headers=bearer(tokens.json()))).json()
     assert me["institution"] == {"name": "Radiology South", "default_code_validity_days": 60}
 
     patched = await auth.client.patch(
@@ -216,7 +209,7 @@ async def test_admin_creates_an_institution_and_overrides_quotas(
     assert patched.status_code == 200
     assert patched.json()["quota_bytes"] == 5 * 1024 * MIB
     assert patched.json()["quota_is_default"] is False
-    me = (await auth.client.get("/auth/v1/me", headers=_auth(tokens.json()))).json()
+    me = (await auth.client.get("/auth/v1/me", headers=bearer(tokens.json()))).json()
     assert me["quota_bytes"] == 5 * 1024 * MIB
 
     restored = await auth.client.patch(
@@ -243,7 +236,7 @@ async def test_admin_can_create_an_unactivated_account_which_gets_a_mail(
             "role": "referrer",
             "activated": False,
         },
-        headers=_auth(await accounts.login(admin)),
+        headers=bearer(await accounts.login(admin)),
     )
     assert created.status_code == 201
     assert created.json()["activation_mail_sent"] is True
@@ -254,7 +247,7 @@ async def test_admin_disables_an_account(auth: AuthApp, accounts: Accounts) -> N
     admin = await accounts.privileged(role="admin")
     patient = await accounts.active()
     patient_tokens = await accounts.login(patient)
-    headers = _auth(await accounts.login(admin))
+    headers = bearer(await accounts.login(admin))
     response = await auth.client.patch(
         f"/auth/v1/admin/accounts/{patient.id}", json={"disabled": True}, headers=headers
     )
@@ -283,7 +276,7 @@ async def test_admin_updates_are_validated(
     response = await auth.client.patch(
         f"/auth/v1/admin/accounts/{patient.id}",
         json=body,
-        headers=_auth(await accounts.login(admin)),
+        headers=bearer(await accounts.login(admin)),
     )
     assert response.status_code == status
 
@@ -291,7 +284,7 @@ async def test_admin_updates_are_validated(
 async def test_admin_routes_are_for_admins(auth: AuthApp, accounts: Accounts) -> None:
     for role in ("patient", "referrer", "institution"):
         caller = await accounts.active(role=role)
-        headers = _auth(await accounts.login(caller))
+        headers = bearer(await accounts.login(caller))
         create = await auth.client.post(
             "/auth/v1/admin/accounts",
             json={
@@ -314,6 +307,6 @@ async def test_admin_routes_are_for_admins(auth: AuthApp, accounts: Accounts) ->
 async def test_admin_lookup_of_unknown_account_is_404(auth: AuthApp, accounts: Accounts) -> None:
     admin = await accounts.privileged(role="admin")
     response = await auth.client.get(
-        f"/auth/v1/admin/accounts/{uuid.uuid4()}", headers=_auth(await accounts.login(admin))
+        f"/auth/v1/admin/accounts/{uuid.uuid4()}", headers=bearer(await accounts.login(admin))
     )
     assert response.status_code == 404

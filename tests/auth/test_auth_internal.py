@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from auth_harness import Accounts, AuthApp
+from auth_harness import Accounts, AuthApp, bearer
 
 from hds_common.crypto import b64d
 from hds_common.service_auth import SERVICE_TOKEN_HEADER, mint_service_token
@@ -138,7 +138,7 @@ async def test_notifications_respect_the_setting(
     await auth.client.patch(
         "/auth/v1/me/settings",
         json={"notifications": False},
-        headers={"Authorization": f"Bearer {tokens['access_token']}"},
+        headers=bearer(tokens),
     )
     muted = await auth.client.post("/internal/v1/notifications", json=note, headers=service_headers)
     assert muted.status_code == 202

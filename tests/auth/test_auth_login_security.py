@@ -9,10 +9,6 @@ import time
 import pytest
 from auth_harness import Accounts, AppFactory, AuthApp, without_request_id
 
-BOTH_DATABASES = pytest.mark.parametrize(
-    "backend", [pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"], indirect=True
-)
-
 
 async def test_unknown_address_and_wrong_password_get_identical_answers(
     auth: AuthApp, accounts: Accounts
@@ -74,7 +70,7 @@ async def test_unknown_address_takes_as_long_as_a_wrong_password(
         assert 0.6 < ratio < 1.67, (wrong, unknown)
 
 
-@BOTH_DATABASES
+@pytest.mark.both_databases
 async def test_failed_logins_are_throttled_per_account(auth: AuthApp, accounts: Accounts) -> None:
     account = await accounts.active()
     limit = auth.runtime.settings.login_failures_per_account

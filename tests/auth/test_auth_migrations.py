@@ -19,10 +19,6 @@ from hds_auth.models import Base
 from hds_common.db import create_engine
 from hds_common.db._migrations import alembic_config
 
-BOTH_DATABASES = pytest.mark.parametrize(
-    "backend", [pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"], indirect=True
-)
-
 
 def _differences(connection: Connection) -> list[Any]:
     context = MigrationContext.configure(connection, opts={"compare_type": True})
@@ -33,7 +29,7 @@ def _differences(connection: Connection) -> list[Any]:
     ]
 
 
-@BOTH_DATABASES
+@pytest.mark.both_databases
 async def test_migrated_schema_matches_the_models(database_url: str) -> None:
     engine = create_engine(database_url)
     try:

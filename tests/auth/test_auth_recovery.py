@@ -7,15 +7,12 @@ import asyncio
 
 import httpx
 import pytest
-from auth_harness import Accounts, AppFactory, AuthApp, without_request_id
+from auth_harness import Accounts, AppFactory, AuthApp, bearer, without_request_id
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from jose import jwt
 
 from hds_common.crypto import b64d, generate_package_key, open_grant, open_sealed, seal
 
-BOTH_DATABASES = pytest.mark.parametrize(
-    "backend", [pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"], indirect=True
-)
 # Stands in for the storage service's user key slot: a package key sealed to the user.
 USER_SLOT_CONTEXT = b"hds/user-slot/test"
 NEW_PASSWORD = "a brand new passphrase"
@@ -37,15 +34,13 @@ async def _login(auth: AuthApp, email: str, password: str) -> httpx.Response:
     return response
 
 
-@BOTH_DATABASES
+@pytest.mark.both_databases
 async def test_sealed_data_still_opens_after_a_reset(
     auth: AuthApp, accounts: Accounts, storage_grant_key: X25519PrivateKey
 ) -> None:
     account = await accounts.active()
     tokens = await accounts.login(account)
-    me = await auth.client.get(
-        "/auth/v1/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
-    )
+    me = await auth.client.get("/auth/v1/me", headers=bearer(tokens))
     public_key = b64d(me.json()["public_key"])
 
     # An institution delivers: the package key sealed to the user's public key.
@@ -158,7 +153,7 @@ async def test_resets_are_throttled_per_client(
             assert (await user.post("/auth/v1/password/reset", json=body)).status_code == 200
 
 
-@BOTH_DATABASES
+@pytest.mark.both_databases
 async def test_password_change_rewraps_and_keeps_this_session_only(
     auth: AuthApp, accounts: Accounts, storage_grant_key: X25519PrivateKey
 ) -> None:
@@ -166,11 +161,7 @@ async def test_password_change_rewraps_and_keeps_this_session_only(
     other_session = await accounts.login(account)
     this_session = await accounts.login(account)
     public_key = b64d(
-        (
-            await auth.client.get(
-                "/auth/v1/me", headers={"Authorization": f"Bearer {this_session['access_token']}"}
-            )
-        ).json()["public_key"]
+        (await auth.client.get("/auth/v1/me", headers=bearer(this_session))).json()["public_key"]
     )
     package_key = generate_package_key()
     user_slot = seal(public_key, package_key, USER_SLOT_CONTEXT)
@@ -178,7 +169,7 @@ async def test_password_change_rewraps_and_keeps_this_session_only(
     response = await auth.client.post(
         "/auth/v1/password/change",
         json={"current_password": account.password, "new_password": NEW_PASSWORD},
-        headers={"Authorization": f"Bearer {this_session['access_token']}"},
+        headers=bearer(this_session),
     )
     assert response.status_code == 204, response.text
 
@@ -210,7 +201,7 @@ async def test_password_change_needs_the_current_password(
 ) -> None:
     account = await accounts.active()
     tokens = await accounts.login(account)
-    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    headers = bearer(tokens)
     wrong = await auth.client.post(
         "/auth/v1/password/change",
         json={"current_password": "not my password", "new_password": NEW_PASSWORD},

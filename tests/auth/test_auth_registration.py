@@ -17,13 +17,10 @@ from sqlalchemy import select, update
 from hds_auth.models import Account, ActivationToken
 from hds_common.testing.smtp import SmtpTestServer
 
-BOTH_DATABASES = pytest.mark.parametrize(
-    "backend", [pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"], indirect=True
-)
 RECOVERY_CODE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{5}(-[0-9A-HJKMNP-TV-Z]{5}){4}$")
 
 
-@BOTH_DATABASES
+@pytest.mark.both_databases
 async def test_register_mails_a_link_that_activates_once(
     auth: AuthApp, accounts: Accounts, smtp_server: SmtpTestServer
 ) -> None:
@@ -70,7 +67,7 @@ async def test_register_mails_a_link_that_activates_once(
     assert reused.json()["type"] == "urn:hds:problem:activation-token-used"
 
 
-@BOTH_DATABASES
+@pytest.mark.both_databases
 async def test_expired_activation_link_is_refused(auth: AuthApp, accounts: Accounts) -> None:
     account = await accounts.register()
     token = accounts.activation_token(account.email)

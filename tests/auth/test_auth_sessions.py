@@ -8,7 +8,7 @@ import uuid
 
 import httpx
 import pytest
-from auth_harness import Accounts, AppFactory, AuthApp
+from auth_harness import Accounts, AppFactory, AuthApp, bearer
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from jose import jwt
 from sqlalchemy import select, update
@@ -22,12 +22,8 @@ from hds_common.crypto import (
 )
 from hds_common.errors import Unauthorized
 
-BOTH_DATABASES = pytest.mark.parametrize(
-    "backend", [pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"], indirect=True
-)
 
-
-@BOTH_DATABASES
+@pytest.mark.both_databases
 async def test_login_issues_an_es256_account_token_with_a_user_grant(
     auth: AuthApp, accounts: Accounts, storage_grant_key: X25519PrivateKey
 ) -> None:
@@ -57,12 +53,12 @@ async def test_login_issues_an_es256_account_token_with_a_user_grant(
     assert grant.kind == "user"
     assert grant.subject == account.id
     assert grant.expires_at == claims.exp
-    me = await auth.client.get("/auth/v1/me", headers=_bearer(tokens))
+    me = await auth.client.get("/auth/v1/me", headers=bearer(tokens))
     user_public = public_key_to_bytes(private_key_from_bytes(grant.key).public_key())
     assert user_public == b64d(me.json()["public_key"])
 
 
-@BOTH_DATABASES
+@pytest.mark.both_databases
 async def test_refresh_rotates_and_reuse_revokes_the_whole_family(
     auth: AuthApp, accounts: Accounts, storage_grant_key: X25519PrivateKey
 ) -> None:
@@ -171,7 +167,7 @@ async def test_disabled_account_cannot_refresh_or_log_in(auth: AuthApp, accounts
     assert login.status_code == 403
     assert login.json()["type"] == "urn:hds:problem:account-disabled"
     # The still unexpired access token no longer opens the account's routes.
-    me = await auth.client.get("/auth/v1/me", headers=_bearer(tokens))
+    me = await auth.client.get("/auth/v1/me", headers=bearer(tokens))
     assert me.status_code == 401
 
 
@@ -230,10 +226,6 @@ async def _refresh(auth: AuthApp, refresh_token: str) -> httpx.Response:
 def _claims(tokens: dict[str, str]) -> dict[str, str]:
     claims: dict[str, str] = jwt.get_unverified_claims(tokens["access_token"])
     return claims
-
-
-def _bearer(tokens: dict[str, str]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
 async def test_login_upgrades_the_password_hash_to_new_argon2_costs(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from auth_harness import Accounts, AppFactory
+from auth_harness import Accounts, AppFactory, bearer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jose import jwt
@@ -14,10 +14,6 @@ from joserfc.jwk import ECKey
 
 from hds_auth.config import Settings
 from hds_auth.signing import RETIREMENT_GRACE_SECONDS, Keyring, keyring_from
-
-
-def _auth(tokens: dict[str, str]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
 async def test_first_start_generates_a_private_key_file(
@@ -56,7 +52,7 @@ async def test_rotation_keeps_old_tokens_valid(
         old_kid = jwt.get_unverified_header(old_tokens["access_token"])["kid"]
 
         rotated = await harness.client.post(
-            "/auth/v1/admin/signing-keys/rotate", headers=_auth(old_tokens)
+            "/auth/v1/admin/signing-keys/rotate", headers=bearer(old_tokens)
         )
         assert rotated.status_code == 200, rotated.text
         new_kid = rotated.json()["kid"]
@@ -68,7 +64,7 @@ async def test_rotation_keeps_old_tokens_valid(
         verifier = await harness.verifier()
         assert (await verifier.verify(old_tokens["access_token"], audience="hds-account")).sub
         assert (
-            await harness.client.get("/auth/v1/me", headers=_auth(old_tokens))
+            await harness.client.get("/auth/v1/me", headers=bearer(old_tokens))
         ).status_code == 200
 
         fresh = await harness.client.post(
@@ -132,7 +128,7 @@ async def test_replicas_pick_up_a_rotation(
         )
         tokens = login.json()
         assert jwt.get_unverified_header(tokens["access_token"])["kid"] == new_key.kid
-        me = await replica_a.client.get("/auth/v1/me", headers=_auth(tokens))
+        me = await replica_a.client.get("/auth/v1/me", headers=bearer(tokens))
         assert me.status_code == 200
 
 

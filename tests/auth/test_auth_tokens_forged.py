@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from auth_harness import Accounts, AuthApp
+from auth_harness import Accounts, AuthApp, bearer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jose import jwt
@@ -100,6 +100,20 @@ async def kit(auth: AuthApp, accounts: Accounts) -> Kit:
     )
 
 
+def _signed_by_a_foreign_key(claims: dict[str, Any], *, kid: str) -> str:
+    """ES256 like the service, but with a fresh key the service never published."""
+    foreign_pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
+    return str(jwt.encode(claims, foreign_pem, algorithm="ES256", headers={"kid": kid}))
+
+
 def _tamper(token: str, change: Callable[[dict[str, Any]], None]) -> str:
     header, payload, signature = token.split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -134,34 +148,10 @@ FORGERIES: dict[str, Callable[[Forger, dict[str, Any], str], str]] = {
     "foreign audience": lambda f, _t, sub: f.signed(_claims(sub, aud="someone-else")),
     "wrong issuer": lambda f, _t, sub: f.signed(_claims(sub, iss="https://evil.example")),
     "unknown kid, real key": lambda f, _t, sub: f.signed(_claims(sub), kid="not-a-known-kid"),
-    "unknown kid, foreign key": lambda _f, _t, sub: str(
-        jwt.encode(
-            _claims(sub),
-            ec.generate_private_key(ec.SECP256R1())
-            .private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-            .decode(),
-            algorithm="ES256",
-            headers={"kid": "attacker-key"},
-        )
+    "unknown kid, foreign key": lambda _f, _t, sub: _signed_by_a_foreign_key(
+        _claims(sub), kid="attacker-key"
     ),
-    "real kid, foreign key": lambda f, _t, sub: str(
-        jwt.encode(
-            _claims(sub),
-            ec.generate_private_key(ec.SECP256R1())
-            .private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-            .decode(),
-            algorithm="ES256",
-            headers={"kid": f.kid},
-        )
-    ),
+    "real kid, foreign key": lambda f, _t, sub: _signed_by_a_foreign_key(_claims(sub), kid=f.kid),
     "tampered roles": lambda _f, tokens, _sub: _tamper(
         tokens["access_token"], lambda c: c.update(roles=["admin"])
     ),
@@ -197,7 +187,7 @@ async def test_forged_token_is_rejected_by_the_service_routes(
 ) -> None:
     forger, _verifier, tokens, sub = kit
     token = FORGERIES[name](forger, tokens, sub)
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = bearer(token)
     me = await auth.client.get("/auth/v1/me", headers=headers)
     assert me.status_code == 401
     assert me.json()["type"] == "urn:hds:problem:invalid-token"
@@ -222,7 +212,7 @@ async def test_a_dlx_token_is_not_an_account_token(auth: AuthApp, kit: Kit) -> N
     dlx_token = minted.json()["token"]
     with pytest.raises(Unauthorized):
         await verifier.verify(dlx_token, audience="hds-account")
-    me = await auth.client.get("/auth/v1/me", headers={"Authorization": f"Bearer {dlx_token}"})
+    me = await auth.client.get("/auth/v1/me", headers=bearer(dlx_token))
     assert me.status_code == 401
 
 

@@ -29,12 +29,11 @@ import pydicom
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
-from fpdf import FPDF
 from pydantic import SecretStr
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import CTImageStorage
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
+from hds_codes.cli import run
 from hds_codes.config import Settings
 from hds_codes.main import create_app
 from hds_codes.runtime import Runtime
@@ -52,6 +51,7 @@ from hds_common.errors import PROBLEM_CONTENT_TYPE
 from hds_common.service_auth import SERVICE_TOKEN_HEADER, mint_service_token, verify_service_token
 from hds_common.settings import SuiteSettings
 from hds_common.testing.asgi import ServiceRouterTransport, running
+from hds_common.testing.dicom import make_dicom, make_pdf
 from hds_common.testing.tokens import TestIssuer
 from hds_common.tokens import ACCOUNT_AUDIENCE, TokenClaims, TokenVerifier, bearer_token
 
@@ -321,42 +321,24 @@ class GatewayStandInTransport(httpx.AsyncBaseTransport):
 
 # -- test data ------------------------------------------------------------------------------
 
-CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
-
-def write_dicom(path: Path, *, study: str, sop_class: str = CT_IMAGE_STORAGE) -> None:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UID(sop_class)
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    dataset = Dataset()
-    dataset.file_meta = meta
-    dataset.SOPClassUID = sop_class
-    dataset.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    dataset.StudyInstanceUID = study
-    dataset.SeriesInstanceUID = generate_uid()
-    dataset.PatientName = "Doe^Jane"
-    dataset.PatientID = "P-1234"
-    dataset.PatientBirthDate = "19700131"
-    dataset.Modality = "CT"
-    dataset.Rows = dataset.Columns = 4
-    dataset.BitsAllocated = dataset.BitsStored = 8
-    dataset.HighBit = 7
-    dataset.SamplesPerPixel = 1
-    dataset.PhotometricInterpretation = "MONOCHROME2"
-    dataset.PixelRepresentation = 0
-    dataset.PixelData = bytes(range(16))
+def write_dicom(path: Path, *, study: str, sop_class: str = CTImageStorage) -> None:
+    """A small image of patient P-1234 (Doe^Jane, born 1970-01-31) at ``path``."""
+    dicom = make_dicom(
+        patient_id="P-1234",
+        birth_date="19700131",
+        study_uid=study,
+        sop_class=sop_class,
+        rows=4,
+        columns=4,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
-    dataset.save_as(path, enforce_file_format=True)
+    path.write_bytes(dicom.data)
 
 
 def write_pdf(path: Path) -> None:
-    pdf = FPDF()
-    pdf.add_page()
-    pdf.set_font("Helvetica", size=12)
-    pdf.cell(0, 10, "Report: no abnormality detected.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(bytes(pdf.output()))
+    path.write_bytes(make_pdf("Report: no abnormality detected."))
 
 
 # -- the codes app under test -------------------------------------------------------------
@@ -516,6 +498,15 @@ async def codes_harness(
             transport=transport, base_url="http://codes.internal"
         ) as client:
             yield Harness(app, client, hood, clock, settings, router)
+
+
+async def run_cli(
+    args: list[str], *, transport: httpx.AsyncBaseTransport, cwd: Path
+) -> tuple[int, str, str]:
+    """``hds <args>`` in-process through ``transport``: exit status, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    status = await run(args, transport=transport, stdout=out, stderr=err, cwd=cwd)
+    return status, out.getvalue(), err.getvalue()
 
 
 def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:

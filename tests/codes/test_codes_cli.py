@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -14,6 +13,7 @@ from codes_harness import (
     Account,
     GatewayStandInTransport,
     Harness,
+    run_cli,
     stand_in_identity,
     stand_in_storage,
     write_dicom,
@@ -21,7 +21,7 @@ from codes_harness import (
 )
 from pydicom.uid import generate_uid
 
-from hds_codes.cli import find_uploads, run
+from hds_codes.cli import find_uploads
 
 pytestmark = pytest.mark.postgres
 
@@ -81,16 +81,13 @@ async def test_publish_with_demo_credentials_prints_a_code_that_imports(
 ) -> None:
     institution = codes.account(name="Demo Radiology", code_validity_days=60)
     repository = _demo_credentials(tmp_path / "repo", institution)
-    out, err = io.StringIO(), io.StringIO()
-    status = await run(
+    status, out, err = await run_cli(
         ["publish", str(study_folder), "--birth-date", "19700131", "--json"],
         transport=gateway,
-        stdout=out,
-        stderr=err,
         cwd=repository,
     )
-    assert status == 0, err.getvalue()
-    result = json.loads(out.getvalue())
+    assert status == 0, err
+    result = json.loads(out)
     assert result["dicom_files"] == 3
     assert result["pdf_files"] == 1
     assert result["skipped_files"] == 3
@@ -124,8 +121,7 @@ async def test_publish_with_explicit_credentials_and_days_prints_for_humans(
     codes: Harness, gateway: GatewayStandInTransport, study_folder: Path, tmp_path: Path
 ) -> None:
     institution = codes.account()
-    out, err = io.StringIO(), io.StringIO()
-    status = await run(
+    status, text, err = await run_cli(
         [
             "publish",
             str(study_folder / "DICOM" / "S1"),
@@ -142,12 +138,9 @@ async def test_publish_with_explicit_credentials_and_days_prints_for_humans(
             "http://gateway.test",
         ],
         transport=gateway,
-        stdout=out,
-        stderr=err,
         cwd=tmp_path,
     )
-    assert status == 0, err.getvalue()
-    text = out.getvalue()
+    assert status == 0, err
     [issued] = (await codes.client.get("/codes/v1/codes", headers=codes.auth(institution))).json()[
         "items"
     ]
@@ -156,7 +149,7 @@ async def test_publish_with_explicit_credentials_and_days_prints_for_humans(
     code_line = next(line for line in text.splitlines() if "Access code:" in line)
     code = code_line.split()[-1]
     assert f"/c/{code}" in text
-    assert "Uploading 2 DICOM file(s) and 1 PDF file(s)" in err.getvalue()
+    assert "Uploading 2 DICOM file(s) and 1 PDF file(s)" in err
     response = await codes.validate(code, "19700131")
     assert response.status_code == 200
     assert response.json()["code_id"] == issued["id"]
@@ -169,22 +162,18 @@ async def test_reports_without_images_need_the_patient_named(
     reports = tmp_path / "reports"
     write_pdf(reports / "a.pdf")
     write_pdf(reports / "b" / "c.pdf")
-    err = io.StringIO()
     args = ["publish", str(reports), "--birth-date", "19700131", "--json"]
-    status = await run(args, transport=gateway, stdout=io.StringIO(), stderr=err, cwd=repository)
+    status, _, err = await run_cli(args, transport=gateway, cwd=repository)
     assert status == 1
-    assert "--patient-id and --patient-name" in err.getvalue()
+    assert "--patient-id and --patient-name" in err
 
-    out = io.StringIO()
-    status = await run(
+    status, out, err = await run_cli(
         [*args, "--patient-id", "P-77", "--patient-name", "Roe^Richard"],
         transport=gateway,
-        stdout=out,
-        stderr=err,
         cwd=repository,
     )
-    assert status == 0, err.getvalue()
-    result = json.loads(out.getvalue())
+    assert status == 0, err
+    result = json.loads(out)
     assert (result["dicom_files"], result["pdf_files"]) == (0, 2)
     package = codes.hood.packages[result["package_id"]]
     assert len(package.documents) == 2
@@ -198,11 +187,8 @@ async def test_publish_reports_problems_without_a_trace(
     institution = codes.account()
 
     async def publish(*args: str, cwd: Path = tmp_path) -> tuple[int, str]:
-        err = io.StringIO()
-        status = await run(
-            ["publish", *args], transport=gateway, stdout=io.StringIO(), stderr=err, cwd=cwd
-        )
-        return status, err.getvalue()
+        status, _, err = await run_cli(["publish", *args], transport=gateway, cwd=cwd)
+        return status, err
 
     status, message = await publish(str(study_folder), "--birth-date", "19700131")
     assert status == 1

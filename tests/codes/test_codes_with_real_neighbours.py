@@ -7,19 +7,23 @@ Only the gateway is a stand-in (routing by path prefix).
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import httpx
-from codes_harness import GatewayStandInTransport, assert_problem, write_dicom, write_pdf
+from codes_harness import (
+    GatewayStandInTransport,
+    assert_problem,
+    run_cli,
+    write_dicom,
+    write_pdf,
+)
 from pydantic import SecretStr
 from pydicom.uid import generate_uid
 
 from hds_auth import __main__ as auth_cli
 from hds_auth.config import Settings as AuthSettings
 from hds_auth.main import create_app as create_auth_app
-from hds_codes.cli import run
 from hds_codes.config import Settings as CodesSettings
 from hds_codes.main import create_app as create_codes_app
 from hds_common.crypto import FAST_ARGON2, b64e, load_or_create_private_key, public_key_to_bytes
@@ -97,16 +101,13 @@ async def test_published_code_imports_into_a_patient_account(tmp_path: Path) -> 
 
     gateway = GatewayStandInTransport({"/auth/": auth, "/storage/": storage, "/codes/": codes})
     async with running(auth, storage, codes):
-        out, err = io.StringIO(), io.StringIO()
-        status = await run(
+        status, out, err = await run_cli(
             ["publish", str(source), "--birth-date", "19700131", "--json"],
             transport=gateway,
-            stdout=out,
-            stderr=err,
             cwd=repository,
         )
-        assert status == 0, err.getvalue()
-        result = json.loads(out.getvalue())
+        assert status == 0, err
+        result = json.loads(out)
         assert (result["dicom_files"], result["pdf_files"]) == (3, 1)
 
         async with httpx.AsyncClient(transport=gateway, base_url="http://gateway") as client:

@@ -16,18 +16,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.fileset import FileSet
-from pydicom.uid import (
-    UID,
-    CTImageStorage,
-    ExplicitVRLittleEndian,
-    MRImageStorage,
-    generate_uid,
-)
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 from hds_common.pdi import (
     PdiDocument,
@@ -47,6 +40,7 @@ from hds_common.pdi import (
     plan_zip,
     stream_zip,
 )
+from hds_common.testing.dicom import make_dicom
 
 T = TypeVar("T")
 
@@ -82,52 +76,10 @@ def _uid(*parts: object) -> str:
     return generate_uid(entropy_srcs=["hds-pdi-test", *map(str, parts)])
 
 
-def _write_instance(
-    path: Path,
-    *,
-    sop_class: str,
-    sop_uid: str,
-    patient: tuple[str, str, str, str],
-    study: tuple[str, str, str, str, str, str],
-    series: tuple[str, str, int],
-    number: int,
-) -> None:
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = UID(sop_class)
-    ds.file_meta.MediaStorageSOPInstanceUID = UID(sop_uid)
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = sop_uid
-    ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = patient
-    (
-        ds.StudyInstanceUID,
-        ds.StudyDate,
-        ds.StudyTime,
-        ds.StudyDescription,
-        ds.AccessionNumber,
-        ds.StudyID,
-    ) = study
-    ds.ReferringPhysicianName = ""
-    ds.SeriesInstanceUID, ds.Modality, ds.SeriesNumber = series
-    ds.InstanceNumber = number
-    ds.Rows = ds.Columns = 64
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
-    rng = np.random.default_rng(number + 1000 * series[2])
-    ds.PixelData = rng.integers(0, 4096, size=(64, 64), dtype=np.uint16).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     root = tmp_path_factory.mktemp("source")
-    patient = ("Müller^Jürgen", "PAT-0001", "19600214", "M")
+    name, patient_id, birth_date, sex = "Müller^Jürgen", "PAT-0001", "19600214", "M"
     # 2 studies, 3 series, 12 instances (CT 5 + CT 3, MR 4).
     layout = [
         (
@@ -143,6 +95,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     sources: dict[str, Path] = {}
     studies: list[PdiStudy] = []
     for study_index, (study_keys, series_defs) in enumerate(layout):
+        study_date, study_time, description, accession, study_id = study_keys
         study_uid = _uid("study", study_index)
         series_list: list[PdiSeries] = []
         for series_index, (modality, series_number, count, sop_class) in enumerate(series_defs):
@@ -150,17 +103,30 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
             instances: list[PdiInstance] = []
             for number in range(1, count + 1):
                 sop_uid = _uid("instance", study_index, series_index, number)
-                path = root / f"{sop_uid}.dcm"
-                _write_instance(
-                    path,
-                    sop_class=sop_class,
+                data = make_dicom(
+                    character_set="ISO_IR 100",
+                    patient_name=name,
+                    patient_id=patient_id,
+                    birth_date=birth_date,
+                    sex=sex,
+                    study_uid=study_uid,
+                    study_date=study_date,
+                    study_time=study_time,
+                    study_description=description,
+                    accession_number=accession,
+                    study_id=study_id,
+                    series_uid=series_uid,
+                    modality=modality,
+                    series_number=series_number,
                     sop_uid=sop_uid,
-                    patient=patient,
-                    study=(study_uid, *study_keys),
-                    series=(series_uid, modality, series_number),
-                    number=number,
-                )
-                data = path.read_bytes()
+                    sop_class=sop_class,
+                    instance_number=number,
+                    rows=64,
+                    columns=64,
+                    seed=number + 1000 * series_number,
+                ).data
+                path = root / f"{sop_uid}.dcm"
+                path.write_bytes(data)
                 object_id = f"obj-{sop_uid}"
                 blobs[object_id] = data
                 sources[sop_uid] = path
@@ -181,7 +147,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     documents = [
         PdiDocument("obj-report-1", "Befund CT Schädel", len(PDF_BYTES), zlib.crc32(PDF_BYTES))
     ]
-    patients = [PdiPatient(patient[1], patient[0], patient[2], patient[3], tuple(studies))]
+    patients = [PdiPatient(patient_id, name, birth_date, sex, tuple(studies))]
     return Corpus(patients, documents, blobs, sources)
 
 

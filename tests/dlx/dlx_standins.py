@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import io
 import secrets
 import uuid
 import zlib
@@ -23,10 +22,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from fpdf import FPDF
 from pydantic import BaseModel
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import UID, ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from hds_common.app import create_service_app
 from hds_common.errors import Conflict, Forbidden, NotFound, Unauthorized, problem_type
@@ -44,6 +41,7 @@ from hds_common.pdi import (
     stream_zip,
 )
 from hds_common.service_auth import require_service
+from hds_common.testing.dicom import make_dicom, make_pdf
 from hds_common.testing.tokens import TestIssuer
 from hds_common.tokens import DLX_AUDIENCE
 
@@ -55,7 +53,6 @@ __all__ = [
     "StandinStudy",
     "StorageStandin",
     "dicom_file",
-    "pdf_file",
 ]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -202,51 +199,27 @@ def dicom_file(
     instance_number: int,
     pixels: int,
 ) -> bytes:
-    """A real DICOM Part 10 file (secondary capture, ``pixels`` bytes of 8-bit pixel data)."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = SecondaryCaptureImageStorage
-    ds.SOPInstanceUID = UID(sop_uid)
-    ds.PatientName = patient.patient_name
-    ds.PatientID = patient.patient_id
-    ds.PatientBirthDate = patient.birth_date
-    ds.PatientSex = patient.sex
-    ds.StudyInstanceUID = study.study_instance_uid
-    ds.StudyDate = study.study_date
-    ds.StudyTime = study.study_time
-    ds.StudyDescription = study.study_description
-    ds.StudyID = study.study_id
-    ds.AccessionNumber = study.accession_number
-    ds.SeriesInstanceUID = series_uid
-    ds.Modality = modality
-    ds.SeriesNumber = 1
-    ds.InstanceNumber = instance_number
+    """A real DICOM Part 10 file (secondary capture, about ``pixels`` bytes of pixel data)."""
     columns = 256
-    rows = max(1, pixels // columns)
-    ds.Rows = rows
-    ds.Columns = columns
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 8
-    ds.BitsStored = 8
-    ds.HighBit = 7
-    ds.PixelRepresentation = 0
-    ds.PixelData = bytes((i * 7 + instance_number) % 256 for i in range(256)) * rows
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
-
-
-def pdf_file(text: str) -> bytes:
-    pdf = FPDF()
-    pdf.add_page()
-    pdf.set_font("helvetica", size=12)
-    pdf.cell(text=text)
-    return bytes(pdf.output())
+    return make_dicom(
+        patient_name=patient.patient_name,
+        patient_id=patient.patient_id,
+        birth_date=patient.birth_date,
+        sex=patient.sex,
+        study_uid=study.study_instance_uid,
+        series_uid=series_uid,
+        sop_uid=sop_uid,
+        sop_class=SecondaryCaptureImageStorage,
+        modality=modality,
+        study_description=study.study_description,
+        study_date=study.study_date,
+        study_time=study.study_time,
+        accession_number=study.accession_number,
+        study_id=study.study_id,
+        instance_number=instance_number,
+        rows=max(1, pixels // (columns * 2)),  # 16-bit pixels
+        columns=columns,
+    ).data
 
 
 @dataclass
@@ -392,7 +365,7 @@ class StandinPackage:
         document = StandinDocument(
             item_id=str(uuid.uuid4()),
             title=title,
-            data=pdf_file(title),
+            data=make_pdf(title),
             patient=patient,
             date=date,
         )

@@ -1,10 +1,9 @@
-"""Helpers for the storage service tests: DICOM/PDF generators, a stand-in for the
-identity service, accounts with real key pairs and grants, and the app wiring."""
+"""Helpers for the storage service tests: a stand-in for the identity service, accounts
+with real key pairs and grants, and the app wiring (DICOM and PDF content comes from
+:mod:`hds_common.testing.dicom`)."""
 
 from __future__ import annotations
 
-import hashlib
-import io
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -14,11 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -35,6 +31,7 @@ from hds_common.crypto import (
 from hds_common.service_auth import SERVICE_TOKEN_HEADER, mint_service_token, verify_service_token
 from hds_common.settings import SuiteSettings
 from hds_common.testing.asgi import ServiceRouterTransport, running
+from hds_common.testing.dicom import DicomFile
 from hds_common.testing.tokens import TestIssuer
 from hds_storage.config import Settings
 from hds_storage.main import create_app
@@ -47,122 +44,6 @@ IDENTITY_HOST = "identity-stand-in.test"
 
 
 # -- content ----------------------------------------------------------------------------------
-
-
-@dataclass
-class DicomFile:
-    data: bytes
-    sop_instance_uid: str
-    study_instance_uid: str
-    series_instance_uid: str
-    pixel_data: bytes
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
-
-
-def make_dicom(
-    *,
-    patient_name: str = "Doe^Jane",
-    patient_id: str = "PID-1",
-    birth_date: str = "19700101",
-    sex: str = "F",
-    study_uid: str | None = None,
-    series_uid: str | None = None,
-    sop_uid: str | None = None,
-    modality: str = "CT",
-    study_description: str = "CT Thorax",
-    study_date: str = "20240419",
-    series_number: int = 1,
-    instance_number: int = 1,
-    rows: int = 32,
-    columns: int = 32,
-    pixel_data: bytes | None = None,
-    seed: int | None = None,
-) -> DicomFile:
-    """A CT image as DICOM Part 10 bytes; pixels random unless given."""
-    if pixel_data is None:
-        rng = np.random.default_rng(seed)
-        pixel_data = rng.integers(0, 4096, size=rows * columns, dtype=np.uint16).tobytes()
-    sop_uid = UID(sop_uid) if sop_uid else generate_uid()
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
-    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = sop_uid
-    ds.PatientName = patient_name
-    ds.PatientID = patient_id
-    ds.PatientBirthDate = birth_date
-    ds.PatientSex = sex
-    ds.StudyInstanceUID = study_uid or generate_uid()
-    ds.SeriesInstanceUID = series_uid or generate_uid()
-    ds.StudyDate = study_date
-    ds.StudyTime = "101500"
-    ds.StudyDescription = study_description
-    ds.AccessionNumber = "ACC-1"
-    ds.StudyID = "1"
-    ds.Modality = modality
-    ds.SeriesNumber = series_number
-    ds.InstanceNumber = instance_number
-    ds.Rows = rows
-    ds.Columns = columns
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.PixelData = pixel_data
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return DicomFile(
-        buffer.getvalue(), sop_uid, str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), pixel_data
-    )
-
-
-def make_study(count: int = 3, **kwargs: Any) -> list[DicomFile]:
-    """``count`` instances of one study in two series."""
-    study_uid = kwargs.pop("study_uid", None) or generate_uid()
-    series = [generate_uid(), generate_uid()]
-    return [
-        make_dicom(
-            study_uid=study_uid,
-            series_uid=series[i % 2],
-            series_number=i % 2 + 1,
-            instance_number=i + 1,
-            **kwargs,
-        )
-        for i in range(count)
-    ]
-
-
-def make_pdf(text_marker: str = "Report text") -> bytes:
-    """A small valid PDF whose content stream carries ``text_marker`` uncompressed."""
-    stream = f"BT /F1 12 Tf 72 720 Td ({text_marker}) Tj ET".encode()
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    for offset in offsets:
-        out += f"{offset:010d} 00000 n \n".encode()
-    out += (
-        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    )
-    return bytes(out)
 
 
 def multipart_files(files: Iterable[tuple[str, bytes]], **fields: str) -> dict[str, Any]:
@@ -243,6 +124,24 @@ class IdentityStandIn:
         return account
 
 
+def user_grant(storage_public_key: bytes, account: TestAccount, ttl: int = 900) -> str:
+    """The account's user grant, sealed to the storage service like auth does at login."""
+    grant = Grant("user", account.id, account.private_key, int(time.time()) + ttl)
+    return seal_grant(storage_public_key, grant)
+
+
+def account_auth(
+    issuer: TestIssuer, storage_public_key: bytes, account: TestAccount, *, grant: bool = True
+) -> dict[str, str]:
+    """``Authorization`` for an account token (with its user grant unless ``grant=False``)."""
+    token = issuer.mint(
+        account.id,
+        roles=[account.role],
+        grant=user_grant(storage_public_key, account) if grant else None,
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
 # -- the environment --------------------------------------------------------------------------
 
 
@@ -272,20 +171,14 @@ class StorageEnv:
         return self.identity.add("institution", **kwargs)
 
     def user_grant(self, account: TestAccount, ttl: int = 900) -> str:
-        grant = Grant("user", account.id, account.private_key, int(time.time()) + ttl)
-        return seal_grant(self.storage_public_key, grant)
+        return user_grant(self.storage_public_key, account, ttl)
 
     def package_grant(self, package_id: str, package_key: bytes, ttl: int = 600) -> str:
         grant = Grant("package", package_id, package_key, int(time.time()) + ttl)
         return seal_grant(self.storage_public_key, grant)
 
     def auth(self, account: TestAccount, *, grant: bool = True) -> dict[str, str]:
-        token = self.issuer.mint(
-            account.id,
-            roles=[account.role],
-            grant=self.user_grant(account) if grant else None,
-        )
-        return {"Authorization": f"Bearer {token}"}
+        return account_auth(self.issuer, self.storage_public_key, account, grant=grant)
 
     @staticmethod
     def service() -> dict[str, str]:

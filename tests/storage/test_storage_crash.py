@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import struct
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -14,17 +13,17 @@ from collections.abc import AsyncIterator
 import httpx
 import psutil
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 from storage_testkit import (
     IdentityStandIn,
     StorageProcess,
+    account_auth,
     identity_server,
-    make_dicom,
     process_env,
 )
 
-from hds_common.crypto import Grant, load_or_create_private_key, public_key_to_bytes, seal_grant
+from hds_common.crypto import load_or_create_private_key, public_key_to_bytes
+from hds_common.testing.dicom import make_dicom, make_dicom_header
 from hds_common.testing.s3server import MotoS3Server
 from hds_common.testing.tokens import TestIssuer
 
@@ -46,12 +45,8 @@ class Client:
         self.storage_key = key
 
     def headers(self) -> dict[str, str]:
-        grant = seal_grant(
-            self.storage_key,
-            Grant("user", self.account.id, self.account.private_key, int(time.time()) + 900),
-        )
-        token = self.issuer.mint(self.account.id, roles=["institution"], grant=grant)
-        return {"Authorization": f"Bearer {token}"}
+        headers: dict[str, str] = account_auth(self.issuer, self.storage_key, self.account)
+        return headers
 
 
 class Harness:
@@ -104,31 +99,6 @@ async def storage_process(
             process.stop()
 
 
-def _dicom_header(pixel_bytes: int, rows: int, columns: int) -> bytes:
-    """A CT header whose pixel data element announces ``pixel_bytes`` bytes (streamed after)."""
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-    ds.PatientName = "Big^Bertha"
-    ds.PatientID = "BIG"
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.Modality = "CT"
-    ds.Rows, ds.Columns = rows, columns
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 12, 11
-    ds.PixelRepresentation, ds.SamplesPerPixel = 0, 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    import io
-
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue() + struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OW", 0, pixel_bytes)
-
-
 async def test_a_large_upload_and_download_run_in_bounded_memory(
     storage_process: tuple[Harness, str],
 ) -> None:
@@ -136,7 +106,7 @@ async def test_a_large_upload_and_download_run_in_bounded_memory(
     process, client = harness.process, harness.client()
     rows = columns = 10240  # 200 MiB of 16-bit pixels
     pixel_bytes = rows * columns * 2
-    header = _dicom_header(pixel_bytes, rows, columns)
+    header = make_dicom_header(rows, columns, patient_name="Big^Bertha", patient_id="BIG")
     block = os.urandom(MIB)
     created = await client.http.post("/storage/v1/packages", headers=client.headers())
     package_id = created.json()["id"]

@@ -6,7 +6,9 @@ from __future__ import annotations
 import io
 import zipfile
 
-from storage_testkit import StorageEnv, TestAccount, make_pdf, make_study, multipart_files
+from storage_testkit import StorageEnv, TestAccount, multipart_files
+
+from hds_common.testing.dicom import make_pdf, make_study
 
 
 async def _shared_study(env: StorageEnv) -> tuple[TestAccount, TestAccount, str, list[str]]:

@@ -7,7 +7,9 @@ import zlib
 
 import pytest
 from pydicom.uid import generate_uid
-from storage_testkit import StorageEnv, make_dicom, make_pdf, make_study, multipart_files
+from storage_testkit import StorageEnv, multipart_files
+
+from hds_common.testing.dicom import make_dicom, make_pdf, make_study
 
 PROBLEM = "application/problem+json"
 

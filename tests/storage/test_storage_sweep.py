@@ -8,9 +8,10 @@ import uuid
 from collections.abc import AsyncIterator
 
 from sqlalchemy import text
-from storage_testkit import StorageEnv, make_dicom
+from storage_testkit import StorageEnv
 
 from hds_common.db import utcnow
+from hds_common.testing.dicom import make_dicom
 from hds_storage.collector import run_maintenance, sweep_orphans
 from hds_storage.ingest.multipart import MultipartReader
 from hds_storage.models import UploadBatch

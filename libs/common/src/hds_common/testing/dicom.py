@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-__all__ = ["DicomFile", "make_dicom", "make_pdf", "make_study", "write_study"]
+__all__ = ["DicomFile", "make_dicom", "make_dicom_header", "make_pdf", "make_study", "write_study"]
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,14 @@ def make_dicom(
     study_uid: str | None = None,
     series_uid: str | None = None,
     sop_uid: str | None = None,
+    sop_class: str = CTImageStorage,
     modality: str = "CT",
     study_description: str = "CT Thorax",
     study_date: str = "20240419",
+    study_time: str = "101500",
+    accession_number: str = "ACC-1",
+    study_id: str = "1",
+    character_set: str | None = None,
     series_number: int = 1,
     instance_number: int = 1,
     rows: int = 32,
@@ -46,17 +52,21 @@ def make_dicom(
     pixel_data: bytes | None = None,
     seed: int | None = None,
 ) -> DicomFile:
-    """A 16-bit CT image as DICOM Part 10 bytes; pixels random unless given."""
+    """A 16-bit image (CT unless ``sop_class`` says otherwise) as DICOM Part 10 bytes;
+    pixels random unless given. ``character_set`` (Specific Character Set, e.g.
+    ``"ISO_IR 100"``) is needed for names beyond ASCII."""
     if pixel_data is None:
         rng = np.random.default_rng(seed)
         pixel_data = rng.integers(0, 4096, size=rows * columns, dtype=np.uint16).tobytes()
     sop_uid = UID(sop_uid) if sop_uid else generate_uid()
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
+    ds.file_meta.MediaStorageSOPClassUID = UID(sop_class)
     ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID = CTImageStorage
+    if character_set is not None:
+        ds.SpecificCharacterSet = character_set
+    ds.SOPClassUID = UID(sop_class)
     ds.SOPInstanceUID = sop_uid
     ds.PatientName = patient_name
     ds.PatientID = patient_id
@@ -65,10 +75,10 @@ def make_dicom(
     ds.StudyInstanceUID = study_uid or generate_uid()
     ds.SeriesInstanceUID = series_uid or generate_uid()
     ds.StudyDate = study_date
-    ds.StudyTime = "101500"
+    ds.StudyTime = study_time
     ds.StudyDescription = study_description
-    ds.AccessionNumber = "ACC-1"
-    ds.StudyID = "1"
+    ds.AccessionNumber = accession_number
+    ds.StudyID = study_id
     ds.Modality = modality
     ds.SeriesNumber = series_number
     ds.InstanceNumber = instance_number
@@ -86,6 +96,22 @@ def make_dicom(
     return DicomFile(
         buffer.getvalue(), sop_uid, str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), pixel_data
     )
+
+
+# Explicit VR Little Endian Pixel Data element header: tag, VR "OW", reserved, 32-bit length.
+_PIXEL_DATA_HEADER = "<HH2sHI"
+
+
+def make_dicom_header(rows: int, columns: int, **kwargs: object) -> bytes:
+    """The start of a :func:`make_dicom` image whose Pixel Data element announces
+    ``rows * columns * 2`` bytes but carries none: a caller streams exactly that many
+    after it to upload a large instance without holding it in memory."""
+    empty = make_dicom(rows=rows, columns=columns, pixel_data=b"", **kwargs)  # type: ignore[arg-type]
+    element = struct.pack(_PIXEL_DATA_HEADER, 0x7FE0, 0x0010, b"OW", 0, 0)
+    if not empty.data.endswith(element):
+        raise AssertionError("Pixel Data is not the last element of the dataset")
+    announced = struct.pack(_PIXEL_DATA_HEADER, 0x7FE0, 0x0010, b"OW", 0, rows * columns * 2)
+    return empty.data[: -len(element)] + announced
 
 
 def make_study(count: int = 3, *, series: int = 2, **kwargs: object) -> list[DicomFile]:
