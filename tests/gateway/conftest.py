@@ -52,6 +52,7 @@ def _reset_upstreams(upstreams: Upstreams) -> None:
     for state in upstreams.states.values():
         state.ready = True
         state.requests.clear()
+        state.long_body_ports.clear()
         state.gates.clear()
         state.stream_closed = asyncio.Event()
         state.release_slow.set()  # nothing parked on the last test's event stays parked

@@ -4,14 +4,17 @@ real HTTP.
 
 The stand-ins answer like the real services would at the HTTP level: an echo of what they
 received (method, path, headers, body digest), a JWKS from a :class:`TestIssuer`, streams
-gated by events, a slow route, ranges, and a readiness flag.
+gated by events, a slow route, ranges, long bodies (the proxy's direct reads) that arrive
+whole, cut short, stalled or endless, and a readiness flag.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import random
 import socket
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,6 +22,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+import uvloop
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import create_model
@@ -72,6 +76,44 @@ async def serve(app: FastAPI) -> AsyncIterator[str]:
         sock.close()
 
 
+@asynccontextmanager
+async def serve_on_uvloop(app: FastAPI) -> AsyncIterator[str]:
+    """Like :func:`serve`, but on a uvloop event loop in a thread of its own, as
+    ``python -m hds_gateway serve`` runs: its sockets and transports are uvloop's."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+    stopped = threading.Event()
+
+    def run() -> None:
+        try:
+            uvloop.run(server.serve(sockets=[sock]))
+        finally:
+            stopped.set()
+
+    serving = asyncio.create_task(asyncio.to_thread(run))
+    while not server.started:
+        if stopped.is_set():
+            await serving
+            raise RuntimeError("server stopped during startup")
+        await asyncio.sleep(0.005)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving
+        sock.close()
+
+
 @dataclass
 class UpstreamState:
     """What a stand-in saw and how it should behave; tests read and steer it."""
@@ -85,6 +127,8 @@ class UpstreamState:
     gates: dict[str, asyncio.Event] = field(default_factory=dict)
     stream_closed: asyncio.Event = field(default_factory=asyncio.Event)
     release_slow: asyncio.Event = field(default_factory=asyncio.Event)
+    # Client port of the connection each long-body request came in on.
+    long_body_ports: list[int] = field(default_factory=list)
 
     def gate(self, key: str) -> asyncio.Event:
         return self.gates.setdefault(key, asyncio.Event())
@@ -92,6 +136,69 @@ class UpstreamState:
 
 BLOB = bytes(range(256)) * 4096  # 1 MiB with a recognisable pattern
 ETAG = '"blob-v1"'
+
+
+# Long enough for the gateway's direct reads (at least 4 MiB), not a multiple of the piece size.
+LONG_BODY = random.Random(19455).randbytes(24 * 1024 * 1024 + 12345)
+_PIECE = 1024 * 1024
+
+
+class LongBody(Response):
+    """``LONG_BODY`` (or the requested range of it) with its Content-Length, sent in 1 MiB
+    pieces. ``mode``: ``whole``; ``cut`` (the connection closes after half the body);
+    ``stall`` (waits for ``release_slow`` after 6 MiB); ``endless`` (a Content-Length of
+    1 TiB, sent until the gateway hangs up, which sets ``stream_closed``)."""
+
+    def __init__(self, state: UpstreamState, mode: str) -> None:
+        super().__init__()
+        self._state = state
+        self._mode = mode
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._state.long_body_ports.append(scope["client"][1])
+        body, status = LONG_BODY, 200
+        headers = [(b"accept-ranges", b"bytes"), (b"content-type", b"application/octet-stream")]
+        spec = dict(scope["headers"]).get(b"range")
+        if spec is not None and self._mode == "whole":
+            first, _, last = spec.decode().removeprefix("bytes=").partition("-")
+            start, end = int(first), int(last or len(LONG_BODY) - 1)
+            body, status = LONG_BODY[start : end + 1], 206
+            headers.append((b"content-range", f"bytes {start}-{end}/{len(LONG_BODY)}".encode()))
+        length = 1 << 40 if self._mode == "endless" else len(body)
+        headers.append((b"content-length", str(length).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        if self._mode == "endless":
+            await self._endless(receive, send)
+            return
+        if scope["method"] == "HEAD":
+            await send({"type": "http.response.body", "body": b""})
+            return
+        for offset in range(0, len(body), _PIECE):
+            if self._mode == "cut" and offset >= len(body) // 2:
+                return  # uvicorn closes the connection of an unfinished response
+            if self._mode == "stall" and offset == 6 * _PIECE:
+                await self._state.release_slow.wait()
+            piece = body[offset : offset + _PIECE]
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _endless(self, receive: Receive, send: Send) -> None:
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            while not gone.is_set():
+                body = LONG_BODY[:_PIECE]
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+                await asyncio.sleep(0)
+        finally:
+            watcher.cancel()
+            self._state.stream_closed.set()
 
 
 class _EndlessResponse(Response):
@@ -218,6 +325,16 @@ def stand_in(state: UpstreamState, issuer_keys: Callable[[], dict[str, Any]]) ->
                 return Response(BLOB[start : end + 1], status_code=206, headers=headers)
             return Response(BLOB, headers=headers, media_type="application/octet-stream")
 
+        @router.api_route(
+            "/storage/v1/long/{mode}", methods=["GET", "HEAD"], include_in_schema=False
+        )
+        async def long_body(mode: str) -> Response:
+            return LongBody(state, mode)
+
+        @router.get("/storage/v1/empty/{status}")
+        async def empty(status: int) -> Response:
+            return Response(status_code=status, headers={"ETag": ETAG})
+
         @router.get("/storage/v1/hop-by-hop")
         async def hop_by_hop() -> Response:
             return Response(
@@ -316,10 +433,13 @@ def gateway_settings(upstreams: Upstreams, **overrides: Any) -> Settings:
 
 
 @asynccontextmanager
-async def running_gateway(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The gateway served on a loopback port, and a client for it."""
+async def running_gateway(
+    settings: Settings, *, on_uvloop: bool = False
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway served on a loopback port (on the tests' event loop, or on a uvloop
+    loop of its own), and a client for it."""
     async with (
-        serve(create_app(settings)) as url,
+        (serve_on_uvloop if on_uvloop else serve)(create_app(settings)) as url,
         httpx.AsyncClient(base_url=url, timeout=10.0, verify=False) as client,
     ):
         yield client

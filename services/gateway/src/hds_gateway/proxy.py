@@ -1,17 +1,28 @@
 """The streaming proxy: request bodies stream to the upstream, response bodies stream back,
 neither is ever held whole.
 
-The bulk path uses aiohttp's client: through one proxy hop it carried about three times
+Upstream calls use aiohttp's client: through one proxy hop it carried about three times
 what httpx did on this machine class (DESIGN.md, bench/bench_gateway.py). Backpressure
 comes for free on both sides: uvicorn stops reading the client's socket while the upstream
-is slower, aiohttp stops reading the upstream's socket while the client is slower.
+is slower, the proxy stops reading the upstream's socket while the client is slower.
+
+Long bodies with a Content-Length (downloads of objects and archives) skip aiohttp once the
+headers are in: the proxy reads the rest from the upstream's socket itself, in pieces of up
+to ``proxy_buffer_bytes``. aiohttp copies every byte twice on its way (out of the event
+loop's read buffer, then out of the parser's view), in pieces of at most 256 kB; reading
+straight into the piece that goes to the client saves both copies and most of the per-piece
+work, about a third of the gateway's CPU per byte (bench/bench_gateway.py). The connection is
+closed afterwards instead of going back to the pool, since aiohttp's parser never saw the
+end of the message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+import os
+import socket
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -27,6 +38,12 @@ from hds_gateway.forwarding import upstream_response_headers
 __all__ = ["UpstreamPool", "UpstreamRequest", "UpstreamResponse", "send_upstream"]
 
 log = structlog.get_logger("hds.gateway.proxy")
+
+# Response bodies at least this long are read from the upstream's socket directly; shorter
+# ones keep aiohttp's pooled connection, and a new connection would cost more than it saves.
+DIRECT_READ_MIN_BYTES = 4 * 1024 * 1024
+# No body, whatever the headers say.
+_BODYLESS_STATUS = frozenset({204, 304})
 
 
 class _BodyTooLarge(Exception):
@@ -51,6 +68,9 @@ class UpstreamPool:
         buffer_size: int,
     ) -> None:
         self.urls = dict(urls)
+        self.read_timeout = read_timeout
+        # The largest piece read from an upstream at once (direct reads).
+        self.read_size = buffer_size
         timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_read=read_timeout)
         self._sessions = {
             name: aiohttp.ClientSession(
@@ -172,7 +192,13 @@ async def send_upstream(
         )
     except (TimeoutError, aiohttp.ClientError) as exc:
         raise _translate(exc, request, body) from None
-    return UpstreamResponse(upstream, body=body)
+    return UpstreamResponse(
+        upstream,
+        body=body,
+        head=request.method == "HEAD",
+        read_size=pool.read_size,
+        read_timeout=pool.read_timeout,
+    )
 
 
 def _translate(
@@ -199,15 +225,27 @@ def _translate(
 class UpstreamResponse(Response):
     """The upstream's answer, streamed to the client chunk by chunk as it arrives."""
 
-    def __init__(self, upstream: aiohttp.ClientResponse, *, body: _RequestBody | None) -> None:
+    def __init__(
+        self,
+        upstream: aiohttp.ClientResponse,
+        *,
+        body: _RequestBody | None,
+        head: bool,
+        read_size: int,
+        read_timeout: float,
+    ) -> None:
         super().__init__(status_code=upstream.status)
         self.raw_headers = upstream_response_headers(upstream.raw_headers)
         self._upstream = upstream
         self._body = body
+        self._head = head
+        self._read_size = read_size
+        self._read_timeout = read_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: ARG002
         upstream = self._upstream
         complete = False
+        direct: _DirectBody | None = None
         # uvicorn drops writes to a vanished client silently, so watch for the disconnect
         # to stop pulling from the upstream. Only once the request body is consumed: the
         # upload may still be reading ``receive``.
@@ -223,18 +261,19 @@ class UpstreamResponse(Response):
                     "headers": self.raw_headers,
                 }
             )
-            # Each piece as the socket delivered it: joining pieces into larger chunks
-            # costs a copy, and copies are what bounds a Python proxy's throughput.
-            async for chunk, _ in upstream.content.iter_chunks():
-                if chunk:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                if disconnected.is_set():
-                    return
+            direct = self._direct_body()
+            pieces = direct.pieces() if direct is not None else _aiohttp_pieces(upstream)
+            async with contextlib.aclosing(pieces):
+                async for piece in pieces:
+                    await send({"type": "http.response.body", "body": piece, "more_body": True})
+                    if disconnected.is_set():
+                        return
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             complete = True
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except (OSError, aiohttp.ClientError) as exc:
             # Too late for a 502/504: the status line is out. Cutting the connection short
-            # tells the client the body is incomplete.
+            # tells the client the body is incomplete. (OSError covers the direct reads'
+            # resets and TimeoutError, aiohttp's errors the rest.)
             log.warning(
                 "upstream_failed_mid_response", status=self.status_code, error=type(exc).__name__
             )
@@ -243,10 +282,145 @@ class UpstreamResponse(Response):
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
-            if complete:
+            if direct is not None:
+                direct.close()
+            if complete and direct is None:
                 upstream.release()
             else:
                 upstream.close()
+
+    def _direct_body(self) -> _DirectBody | None:
+        """The rest of a long Content-Length body, read from the upstream's socket with
+        aiohttp out of the way; None where aiohttp keeps reading it. Runs without awaiting
+        anything, so aiohttp cannot read on while its connection is taken over."""
+        upstream = self._upstream
+        length = upstream.content_length
+        if (
+            length is None
+            or length < DIRECT_READ_MIN_BYTES
+            or self._head
+            or upstream.status < 200
+            or upstream.status in _BODYLESS_STATUS
+            # Still uploading: aiohttp is writing to this connection.
+            or self._body is not None
+            or "Transfer-Encoding" in upstream.headers
+        ):
+            return None
+        connection = upstream.connection
+        if connection is None or connection.protocol is None:
+            return None
+        transport = connection.transport
+        if (
+            transport is None
+            or transport.is_closing()
+            or transport.get_extra_info("sslcontext") is not None
+        ):
+            return None
+        raw_socket = transport.get_extra_info("socket")
+        if raw_socket is None or raw_socket.fileno() < 0:
+            return None
+        # What aiohttp has read already. Emptying its buffer makes it parse any bytes it
+        # held back while its buffer was full, so read until nothing is left.
+        buffered: list[bytes] = []
+        try:
+            while piece := upstream.content.read_nowait():
+                buffered.append(piece)
+        except (aiohttp.ClientError, OSError) as exc:
+            # The upstream failed already: what arrived before, then the failure.
+            return _DirectBody(
+                buffered,
+                None,
+                remaining=0,
+                read_size=self._read_size,
+                read_timeout=self._read_timeout,
+                failure=exc,
+            )
+        remaining = length - sum(len(piece) for piece in buffered)
+        if remaining > 0:
+            # aiohttp reads no more from this connection, and its read timeout stops.
+            connection.protocol.pause_reading()
+            duplicate = socket.socket(fileno=os.dup(raw_socket.fileno()))
+            duplicate.setblocking(False)
+        else:
+            duplicate = None
+        return _DirectBody(
+            buffered,
+            duplicate,
+            remaining=remaining,
+            read_size=self._read_size,
+            read_timeout=self._read_timeout,
+        )
+
+
+async def _aiohttp_pieces(upstream: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
+    """Each piece as the socket delivered it: joining pieces into larger chunks costs a
+    copy, and copies are what bounds a Python proxy's throughput.
+
+    Not ``iter_chunks()``: bodiless answers (HEAD, 204, 304, Content-Length 0) share
+    aiohttp's one ``EMPTY_PAYLOAD``, whose ``readchunk()`` reports the end only the first
+    time in a process and ``(b"", True)`` forever after, without ever awaiting anything;
+    iterating it froze the event loop from the second bodiless answer on."""
+    content = upstream.content
+    while True:
+        chunk, _ = await content.readchunk()
+        if chunk:
+            yield chunk
+        elif content.at_eof():
+            return
+
+
+class _DirectBody:
+    """The rest of a response body read from (a duplicate of) the upstream's socket.
+
+    A duplicate, so the socket stays valid for as long as this reads it, whatever aiohttp
+    does with its own descriptor. Each read asks for up to ``read_size`` bytes: the kernel
+    copies them straight into the bytes object that goes to the client."""
+
+    def __init__(
+        self,
+        buffered: list[bytes],
+        sock: socket.socket | None,
+        *,
+        remaining: int,
+        read_size: int,
+        read_timeout: float,
+        failure: BaseException | None = None,
+    ) -> None:
+        self._buffered = buffered
+        self._failure = failure
+        self._sock = sock
+        self._remaining = remaining
+        self._read_size = read_size
+        self._read_timeout = read_timeout
+
+    async def pieces(self) -> AsyncGenerator[bytes, None]:
+        for piece in self._buffered:
+            yield piece
+        self._buffered = []
+        if self._failure is not None:
+            raise self._failure
+        sock = self._sock
+        remaining = self._remaining
+        loop = asyncio.get_running_loop()
+        while remaining > 0:
+            assert sock is not None
+            size = min(self._read_size, remaining)
+            try:
+                piece = sock.recv(size)
+            except BlockingIOError:
+                # Nothing there yet: wait, as long as aiohttp's sock_read timeout would.
+                async with asyncio.timeout(self._read_timeout):
+                    piece = await loop.sock_recv(sock, size)
+            if not piece:
+                raise aiohttp.ClientPayloadError(
+                    f"the upstream closed the connection {remaining} bytes short"
+                )
+            remaining -= len(piece)
+            yield piece
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
 
 
 async def _watch_disconnect(receive: Receive, disconnected: asyncio.Event) -> None:
