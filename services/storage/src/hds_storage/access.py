@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 import structlog
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Request
 
 from hds_common.crypto import IntegrityError
 from hds_common.errors import Forbidden, NotFound
@@ -23,6 +23,7 @@ from hds_storage.errors import IntegrityFailure
 from hds_storage.keys import MetaCipher, open_package_grant, open_slot, open_user_grant
 from hds_storage.models import Package
 from hds_storage.repository import StorageRepository
+from hds_storage.schemas import ID_MAX_LENGTH, ID_PATTERN
 from hds_storage.state import StorageState
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "KeyHolder",
     "KeyHolderDep",
     "KeyRing",
+    "PathId",
     "PrincipalDep",
     "ServiceDep",
     "StateDep",
@@ -42,6 +44,9 @@ __all__ = [
 log = structlog.get_logger("hds.storage.access")
 
 GRANT_HEADER = "X-HDS-Grant"
+
+# The id of a package, item, object or account in a route's path.
+PathId = Annotated[str, Path(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 
 
 def get_state(request: Request) -> StorageState:

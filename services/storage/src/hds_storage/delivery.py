@@ -5,12 +5,16 @@ response headers go out, so a tampered small object is answered with a clean 500
 ``integrity-error`` problem and a log line. A failure later in a large stream cannot
 change the status any more: the stream stops and the connection is aborted (the client
 sees fewer bytes than ``Content-Length``); unauthenticated bytes are never sent.
+
+Archives are planned from the index (metadata decrypted, DICOMDIR and ZIP layout built)
+in a worker thread, and the plan is kept in a small cache (:mod:`hds_storage.plans`) so
+that a resumed download (Range / If-Range) or a repeated one starts streaming at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from contextlib import aclosing
 
 import structlog
 from fastapi.responses import StreamingResponse
@@ -18,6 +22,7 @@ from fastapi.responses import StreamingResponse
 from hds_common.blobstore import BlobNotFound, BlobStore, BlobStoreError
 from hds_common.crypto import (
     HEADER_SIZE,
+    TAG_SIZE,
     IntegrityError,
     RangeDecryptor,
     decrypt_bytes,
@@ -26,9 +31,8 @@ from hds_common.crypto import (
 )
 from hds_common.errors import ServiceUnavailable
 from hds_common.pdi import (
-    PdiDocument,
-    PdiPatient,
     RangeNotSatisfiable,
+    ZipPlan,
     ZipStreamError,
     content_range,
     parse_range_header,
@@ -38,7 +42,9 @@ from hds_common.pdi import (
 )
 from hds_storage.access import integrity_failure
 from hds_storage.errors import RangeNotSatisfiableProblem
+from hds_storage.index import ArchiveContent
 from hds_storage.models import Document, Instance
+from hds_storage.plans import ArchivePlans
 
 __all__ = ["README_TEXT", "archive_response", "object_response", "plaintext"]
 
@@ -55,6 +61,12 @@ Open the DICOMDIR with a DICOM viewer to browse the studies.
 """
 
 
+# Ciphertext is read in windows of whole segments up to this size: a typical DICOM object
+# (a few MiB) is a single read - one worker-thread hop for a file, one GET for S3 - and
+# every segment is decrypted straight from the window (no chunk boundaries to bridge).
+_WINDOW = 4 * 1024 * 1024
+
+
 class StoredObjectCorrupt(Exception):
     """Raised inside a stream (after headers were sent) when an object fails to decrypt."""
 
@@ -68,10 +80,12 @@ async def plaintext(
 ) -> AsyncGenerator[bytes, None]:
     """Authenticated plaintext bytes ``[start, end)`` of a stored object.
 
-    Reads only the segments covering the range (plus the 16-byte header)."""
+    Reads only the segments covering the range (plus the 16-byte header), window by
+    window; the next window is read while the current one is decrypted and sent."""
     size = obj.size
     segment = obj.segment_size
     total_segments = segment_count(size, segment)
+    pending: asyncio.Task[bytes] | None = None
     try:
         if size == 0:
             # The single empty final segment still proves the object is what we stored.
@@ -79,37 +93,43 @@ async def plaintext(
             return
         first, _, c_start, c_end = segment_span(start, end, size, segment)
         skip = start - first * segment
+        stride = segment + TAG_SIZE
+        step = max(1, _WINDOW // stride) * stride
+        # From the start of the object, the header comes with the first window.
+        windows = [[lo, min(lo + step, c_end)] for lo in range(c_start, c_end, step)]
         if first == 0:
-            # One read: the header is the first 16 bytes of the same range.
-            header = bytearray()
-            decryptor: RangeDecryptor | None = None
-            # aclosing: a client that goes away releases the blob stream at once.
-            async with aclosing(store.get(obj.blob_key, 0, c_end)) as chunks:
-                async for chunk in chunks:
-                    if decryptor is None:
-                        take = HEADER_SIZE - len(header)
-                        header += chunk[:take]
-                        chunk = chunk[take:]
-                        if len(header) < HEADER_SIZE:
-                            continue
-                        decryptor = RangeDecryptor(
-                            package_key, obj.id, bytes(header), 0, total_segments, skip, end - start
-                        )
-                    for piece in decryptor.feed(chunk):
-                        if piece:
-                            yield piece
+            windows[0][0] = 0
+            header = b""
         else:
-            header_bytes = await store.get_bytes(obj.blob_key, 0, HEADER_SIZE)
-            if len(header_bytes) < HEADER_SIZE:
-                raise IntegrityError("stored object shorter than its header")
-            decryptor = RangeDecryptor(
-                package_key, obj.id, header_bytes, first, total_segments, skip, end - start
-            )
-            async with aclosing(store.get(obj.blob_key, c_start, c_end)) as chunks:
-                async for chunk in chunks:
-                    for piece in decryptor.feed(chunk):
-                        if piece:
-                            yield piece
+            header = await store.get_bytes(obj.blob_key, 0, HEADER_SIZE)
+
+        def read(index: int) -> asyncio.Task[bytes]:
+            lo, hi = windows[index]
+            return asyncio.ensure_future(store.get_bytes(obj.blob_key, lo, hi))
+
+        decryptor: RangeDecryptor | None = None
+        for index, (lo, hi) in enumerate(windows):
+            if pending is None:
+                window = await store.get_bytes(obj.blob_key, lo, hi)
+            else:
+                window = await pending
+                pending = None
+            if index + 1 < len(windows):
+                pending = read(index + 1)
+            body = memoryview(window)
+            if decryptor is None:
+                if first == 0:
+                    header = window[:HEADER_SIZE]
+                    body = body[HEADER_SIZE:]
+                if len(header) < HEADER_SIZE:
+                    raise IntegrityError("stored object shorter than its header")
+                decryptor = RangeDecryptor(
+                    package_key, obj.id, header, first, total_segments, skip, end - start
+                )
+            for offset in range(0, len(body), stride):
+                for piece in decryptor.feed(body[offset : offset + stride]):
+                    if piece:
+                        yield piece
         if decryptor is None:
             raise IntegrityError("stored object shorter than its header")
         last = decryptor.finish()
@@ -117,6 +137,14 @@ async def plaintext(
             yield last
     except BlobNotFound:
         raise IntegrityError("stored object is missing") from None
+    finally:
+        if pending is not None:
+            # The client went away (or the object failed): drop the read ahead, and wait
+            # for it, so that no read outlives the response.
+            pending.cancel()
+            await asyncio.wait([pending])
+            if not pending.cancelled():
+                pending.exception()  # a failed read nobody needs any more is no error
 
 
 def _select_range(headers: Mapping[str, str], total: int, etag: str) -> tuple[int, int] | None:
@@ -128,6 +156,10 @@ def _select_range(headers: Mapping[str, str], total: int, etag: str) -> tuple[in
         return parse_range_header(range_header, total)
     except RangeNotSatisfiable:
         raise RangeNotSatisfiableProblem(total) from None
+    except ValueError:
+        # A position Python will not read (over 4300 digits): like any unreadable
+        # Range, ignored (RFC 9110 14.2), so the whole body is sent.
+        return None
 
 
 async def _close(iterator: AsyncIterator[bytes]) -> None:
@@ -196,27 +228,42 @@ async def object_response(
     return StreamingResponse(body, status_code=status, media_type=media_type, headers=headers)
 
 
+def _plan(content: ArchiveContent) -> ZipPlan:
+    patients, documents = content.build()
+    return plan_zip(pdi_layout(patients, documents, readme_text=README_TEXT))
+
+
 async def archive_response(
     store: BlobStore,
     keys: Mapping[str, bytes],
-    patients: list[PdiPatient],
-    documents: list[PdiDocument],
-    objects: Mapping[str, Instance | Document],
+    content: ArchiveContent,
+    plans: ArchivePlans,
     *,
     filename: str,
     request_headers: Mapping[str, str],
 ) -> StreamingResponse:
     """``keys``: package id → package key for every object of the archive."""
-    plan = plan_zip(pdi_layout(patients, documents, readme_text=README_TEXT))
+    plan = plans.get(content.fingerprint)
+    if plan is None:
+        # Decrypting thousands of metadata rows and encoding the DICOMDIR is CPU work:
+        # off the event loop, so that other downloads keep streaming meanwhile.
+        plan = await asyncio.to_thread(_plan, content)
+        plans.put(content.fingerprint, plan)
     selected = _select_range(request_headers, plan.total_size, plan.etag)
     start, end = selected or (0, plan.total_size)
+    objects = content.objects
 
     def open_object(object_id: str, offset: int, length: int) -> AsyncIterator[bytes]:
         obj = objects[object_id]
         return plaintext(store, keys[obj.package_id], obj, offset, offset + length)
 
+    # No CRC-32 pass over the members: every byte comes out of authenticated decryption
+    # of exactly the object the plan names (the object id is bound into its key and
+    # AAD, the final-segment flag and the exact plaintext length end it), so it is the
+    # plaintext ingest computed the index's CRC-32 from, and stream_zip still checks
+    # each member's length. The CRC-32s in the archive are checked by every unzip.
     body = await _prefetched(
-        stream_zip(plan, open_object, start, end),
+        stream_zip(plan, open_object, start, end, verify_crc32=False),
         what="archive member failed authentication",
         context={"archive": filename},
     )

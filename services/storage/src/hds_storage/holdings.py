@@ -133,13 +133,12 @@ class HoldingsService:
         if study is None:
             raise NotFound("no such study in your holdings", slug="study-not-found")
         reader, keys = self._reader(holder)
-        patients, documents, objects = await reader.pdi_model([study], [])
+        content = await reader.archive_content([study], [])
         return await archive_response(
             self.state.store,
             {study.package_id: await keys.key(study.package_id)},
-            patients,
-            documents,
-            objects,
+            content,
+            self.state.plans,
             filename=f"study-{study.id}.zip",
             request_headers=headers,
         )

@@ -9,6 +9,7 @@ at any time, and an upload or import without an answer is refused with 503
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -45,10 +46,11 @@ class IdentityClient:
 
     async def account(self, account_id: str) -> AccountInfo:
         try:
-            response = await self._client.get(f"/internal/v1/accounts/{account_id}")
+            response = await self._client.get(f"/internal/v1/accounts/{quote(account_id, safe='')}")
         except httpx.HTTPError as exc:
             raise identity_unavailable(type(exc).__name__) from None
-        if response.status_code == 404:
+        # 422: the identity service refuses the id's form (account ids are UUIDs).
+        if response.status_code in (404, 422):
             raise NotFound("unknown account", slug="account-not-found")
         if response.status_code != 200:
             raise identity_unavailable(f"status {response.status_code}")

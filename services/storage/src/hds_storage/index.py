@@ -7,15 +7,17 @@ Lists are decrypted per request with the keys the caller's grant unlocks
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hds_common.crypto import IntegrityError
 from hds_common.pdi import PdiDocument, PdiInstance, PdiPatient, PdiSeries, PdiStudy
 from hds_storage.access import integrity_failure
 from hds_storage.keys import MetaCipher
-from hds_storage.models import Document, Instance, Patient, Series, Study
+from hds_storage.models import Document, Instance, Patient, Study
 from hds_storage.repository import StorageRepository
 from hds_storage.schemas import (
     DataItem,
@@ -27,7 +29,20 @@ from hds_storage.schemas import (
     StudyPublic,
 )
 
-__all__ = ["IndexReader", "Keys", "iso_date", "modalities_of"]
+__all__ = ["ArchiveContent", "IndexReader", "Keys", "iso_date", "modalities_of"]
+
+_KEY_BINDING = b"hds/storage/archive-content/key"
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveContent:
+    """Index rows of an archive download (see :meth:`IndexReader.archive_content`)."""
+
+    # Names exactly these rows under these keys: the key of the plan cache.
+    fingerprint: str
+    objects: dict[str, Instance | Document]
+    # Decrypts the rows into the IHE PDI model (raises IntegrityFailure).
+    build: Callable[[], tuple[list[PdiPatient], list[PdiDocument]]]
 
 
 class Keys(Protocol):
@@ -232,52 +247,105 @@ class IndexReader:
             )
         return items
 
-    async def pdi_model(
+    async def archive_content(
         self, studies: Sequence[Study], documents: Sequence[Document]
-    ) -> tuple[list[PdiPatient], list[PdiDocument], dict[str, Instance | Document]]:
-        """IHE PDI model of the given items, plus the rows of every object it names."""
-        await self.keys.load({s.package_id for s in studies} | {d.package_id for d in documents})
-        objects: dict[str, Instance | Document] = {}
+    ) -> ArchiveContent:
+        """What an IHE PDI archive of the given items is planned from: the index rows
+        (loaded here, in the event loop), their fingerprint and a function that decrypts
+        them into the PDI model (CPU only: run it in a worker thread, or not at all when
+        a plan for the fingerprint is cached)."""
+        package_ids = {s.package_id for s in studies} | {d.package_id for d in documents}
+        await self.keys.load(package_ids)
+        package_keys = {package_id: await self.keys.key(package_id) for package_id in package_ids}
         patient_rows = await self.repo.patients(s.patient_id for s in studies)
-        series_by_study: dict[str, list[Series]] = defaultdict(list)
-        for series in await self.repo.series_of_studies(s.id for s in studies):
-            series_by_study[series.study_id].append(series)
-        instances_by_series: dict[str, list[Instance]] = defaultdict(list)
-        for instance in await self.repo.instances_of_studies(s.id for s in studies):
-            instances_by_series[instance.series_id].append(instance)
-            objects[instance.id] = instance
+        series_rows = await self.repo.series_of_studies(s.id for s in studies)
+        instance_rows = await self.repo.instances_of_studies(s.id for s in studies)
+        objects: dict[str, Instance | Document] = {i.id: i for i in instance_rows}
+        objects.update((d.id, d) for d in documents)
+        # Plain tuples of exactly the columns the model is built from: the fingerprint
+        # covers them, and the worker thread never touches ORM objects.
+        study_values = sorted(
+            (s.id, s.package_id, s.patient_id, s.study_instance_uid, s.meta) for s in studies
+        )
+        patient_values = sorted((p.id, p.package_id, p.meta) for p in patient_rows.values())
+        series_values = sorted(
+            (s.id, s.study_id, s.series_instance_uid, s.meta) for s in series_rows
+        )
+        instance_values = sorted(
+            (i.id, i.series_id, i.package_id, i.sop_instance_uid, i.size, i.crc32, i.meta)
+            for i in instance_rows
+        )
+        document_values = sorted(
+            (as_utc(d.created_at), d.id, d.package_id, d.size, d.crc32, d.meta) for d in documents
+        )
+        digest = hashlib.sha256(b"hds/storage/archive-content/v1")
+        for package_id, key in sorted(package_keys.items()):
+            # Bound to the keys too: a plan built with one key is never served to a
+            # request holding another (e.g. a tampered key slot).
+            digest.update(package_id.encode() + hashlib.sha256(_KEY_BINDING + key).digest())
+        for table, rows in (
+            ("studies", study_values),
+            ("patients", patient_values),
+            ("series", series_values),
+            ("instances", instance_values),
+            ("documents", document_values),
+        ):
+            digest.update(f"\x00{table}:{len(rows)}".encode())
+            for row in rows:
+                *fields, meta = row
+                digest.update(f"\x00{fields}:{len(meta)}\x00".encode() + meta)
+
+        def build() -> tuple[list[PdiPatient], list[PdiDocument]]:
+            return self._pdi_model(
+                study_values, patient_values, series_values, instance_values, document_values
+            )
+
+        return ArchiveContent(digest.hexdigest(), objects, build)
+
+    def _pdi_model(
+        self,
+        studies: list[tuple[str, str, str, str, bytes]],
+        patients: list[tuple[str, str, bytes]],
+        series: list[tuple[str, str, str, bytes]],
+        instances: list[tuple[str, str, str, str, int, int, bytes]],
+        documents: list[tuple[dt.datetime, str, str, int, int, bytes]],
+    ) -> tuple[list[PdiPatient], list[PdiDocument]]:
+        pdi_instances: dict[str, list[PdiInstance]] = defaultdict(list)
+        for object_id, series_id, package_id, sop_instance_uid, size, crc32, sealed in instances:
+            meta = self.open(package_id, "instances", object_id, sealed)
+            number = meta.get("instance_number")
+            pdi_instances[series_id].append(
+                PdiInstance(
+                    object_id=object_id,
+                    sop_class_uid=str(meta.get("sop_class_uid", "")),
+                    sop_instance_uid=sop_instance_uid,
+                    transfer_syntax_uid=str(meta.get("transfer_syntax_uid", "")),
+                    instance_number=number if isinstance(number, int) else None,
+                    size=size,
+                    crc32=crc32,
+                )
+            )
+        series_by_study: dict[str, list[tuple[str, str, bytes]]] = defaultdict(list)
+        for series_id, study_id, series_instance_uid, sealed in series:
+            series_by_study[study_id].append((series_id, series_instance_uid, sealed))
         studies_by_patient: dict[str, list[PdiStudy]] = defaultdict(list)
-        for study in studies:
-            meta = self.open(study.package_id, "studies", study.id, study.meta)
+        for study_id, package_id, patient_row_id, study_instance_uid, sealed in studies:
+            meta = self.open(package_id, "studies", study_id, sealed)
             pdi_series = []
-            for series in series_by_study[study.id]:
-                series_meta = self.open(study.package_id, "series", series.id, series.meta)
-                pdi_instances = []
-                for instance in instances_by_series[series.id]:
-                    view = self.instance(instance)
-                    pdi_instances.append(
-                        PdiInstance(
-                            object_id=instance.id,
-                            sop_class_uid=view.sop_class_uid,
-                            sop_instance_uid=instance.sop_instance_uid,
-                            transfer_syntax_uid=view.transfer_syntax_uid,
-                            instance_number=view.instance_number,
-                            size=instance.size,
-                            crc32=instance.crc32,
-                        )
-                    )
+            for series_id, series_instance_uid, series_sealed in series_by_study[study_id]:
+                series_meta = self.open(package_id, "series", series_id, series_sealed)
                 number = series_meta.get("number")
                 pdi_series.append(
                     PdiSeries(
-                        series_instance_uid=series.series_instance_uid,
+                        series_instance_uid=series_instance_uid,
                         modality=str(series_meta.get("modality", "")) or "OT",
                         series_number=number if isinstance(number, int) else None,
-                        instances=tuple(pdi_instances),
+                        instances=tuple(pdi_instances[series_id]),
                     )
                 )
-            studies_by_patient[study.patient_id].append(
+            studies_by_patient[patient_row_id].append(
                 PdiStudy(
-                    study_instance_uid=study.study_instance_uid,
+                    study_instance_uid=study_instance_uid,
                     study_date=str(meta.get("date", "")),
                     study_time=str(meta.get("time", "")),
                     study_description=str(meta.get("description", "")),
@@ -286,11 +354,12 @@ class IndexReader:
                     series=tuple(pdi_series),
                 )
             )
-        patients = []
+        patient_rows = {row_id: (package_id, sealed) for row_id, package_id, sealed in patients}
+        pdi_patients = []
         for patient_row_id, pdi_studies in sorted(studies_by_patient.items()):
-            row = patient_rows[patient_row_id]
-            meta = self.open(row.package_id, "patients", row.id, row.meta)
-            patients.append(
+            package_id, sealed = patient_rows[patient_row_id]
+            meta = self.open(package_id, "patients", patient_row_id, sealed)
+            pdi_patients.append(
                 PdiPatient(
                     patient_id=str(meta.get("patient_id", "")),
                     patient_name=str(meta.get("name", "")),
@@ -300,15 +369,15 @@ class IndexReader:
                 )
             )
         pdi_documents = []
-        for document in sorted(documents, key=lambda d: (d.created_at, d.id)):
-            meta = self.open(document.package_id, "documents", document.id, document.meta)
+        # Sorted by (created_at, id), the order reports are numbered in.
+        for _, document_id, package_id, size, crc32, sealed in documents:
+            meta = self.open(package_id, "documents", document_id, sealed)
             pdi_documents.append(
                 PdiDocument(
-                    object_id=document.id,
+                    object_id=document_id,
                     title=str(meta.get("title", "")),
-                    size=document.size,
-                    crc32=document.crc32,
+                    size=size,
+                    crc32=crc32,
                 )
             )
-            objects[document.id] = document
-        return patients, pdi_documents, objects
+        return pdi_patients, pdi_documents

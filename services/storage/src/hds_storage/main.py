@@ -46,6 +46,7 @@ async def _maintenance_loop(state: StorageState) -> None:
             )
         except Exception as exc:  # keep the loop alive; the next pass retries
             log.warning("maintenance_failed", error=f"{type(exc).__name__}: {exc}")
+        state.plans.expire()
         await asyncio.sleep(settings.maintenance_interval_seconds)
 
 

@@ -197,14 +197,13 @@ class PackageService:
         if not studies and not documents:
             raise NotFound("the package holds no items", slug="item-not-found")
         reader = IndexReader(self.repo, GrantKeys(package.id, package_key))
-        patients, pdi_documents, objects = await reader.pdi_model(studies, documents)
+        content = await reader.archive_content(studies, documents)
         name = item_ids[0] if len(item_ids) == 1 else package.id
         return await archive_response(
             self.state.store,
             {package.id: package_key},
-            patients,
-            pdi_documents,
-            objects,
+            content,
+            self.state.plans,
             filename=f"{name}.zip",
             request_headers=headers,
         )

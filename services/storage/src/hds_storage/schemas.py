@@ -7,6 +7,11 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+# Ids in paths are looked up in the database (PostgreSQL text cannot hold NUL) and sent
+# to the identity service in URL paths: no control characters.
+ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
+ID_MAX_LENGTH = 64
+
 ItemKind = Literal["study", "document"]
 PackageState = Literal["open", "complete"]
 
@@ -142,7 +147,7 @@ class PackageKeyOut(BaseModel):
 
 
 class SlotImport(BaseModel):
-    account_id: str = Field(min_length=1, max_length=64)
+    account_id: str = Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)
     package_grant: str = Field(min_length=1, max_length=4096)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -11,6 +11,7 @@ from hds_common.blobstore import BlobStore
 from hds_common.tokens import TokenVerifier
 from hds_storage.config import Settings
 from hds_storage.identity import IdentityClient
+from hds_storage.plans import ArchivePlans
 
 __all__ = ["StorageState"]
 
@@ -24,3 +25,4 @@ class StorageState:
     grant_key: X25519PrivateKey
     identity: IdentityClient
     verifier: TokenVerifier
+    plans: ArchivePlans = field(default_factory=ArchivePlans)

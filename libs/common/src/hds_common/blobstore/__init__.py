@@ -54,6 +54,8 @@ Keys are relative paths of ``[A-Za-z0-9._-]`` segments joined by ``/``; see
 :func:`validate_key`.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from hds_common.blobstore._base import (
     CHUNK_SIZE,
     BlobInfo,
@@ -64,7 +66,9 @@ from hds_common.blobstore._base import (
 from hds_common.blobstore._errors import BlobNotFound, BlobStoreError
 from hds_common.blobstore._factory import blobstore_from_url, open_blobstore
 from hds_common.blobstore._filesystem import FilesystemBlobStore
-from hds_common.blobstore._s3 import S3BlobStore
+
+if TYPE_CHECKING:
+    from hds_common.blobstore._s3 import S3BlobStore
 
 __all__ = [
     "CHUNK_SIZE",
@@ -79,3 +83,13 @@ __all__ = [
     "validate_key",
     "validate_prefix",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # aioboto3/botocore take tens of MB and a noticeable start-up time: load them only
+    # when the S3 backend is actually used (an s3:// URL or an explicit import).
+    if name == "S3BlobStore":
+        from hds_common.blobstore._s3 import S3BlobStore
+
+        return S3BlobStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

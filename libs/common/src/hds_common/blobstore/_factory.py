@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from hds_common.blobstore._base import BlobStore
 from hds_common.blobstore._filesystem import FilesystemBlobStore
-from hds_common.blobstore._s3 import S3BlobStore
+
+if TYPE_CHECKING:
+    from hds_common.blobstore._s3 import S3BlobStore
 
 __all__ = ["blobstore_from_url", "open_blobstore"]
 
@@ -61,6 +63,9 @@ def _positive_int(params: dict[str, str], name: str) -> int | None:
 
 
 def _s3_from_url(url: str) -> S3BlobStore:
+    # Imported here: only processes configured with an s3:// URL pay for aioboto3.
+    from hds_common.blobstore._s3 import S3BlobStore
+
     parts = urlsplit(url)
     if parts.username or parts.password:
         raise ValueError("put S3 credentials in query parameters or AWS_* env vars, not userinfo")

@@ -404,6 +404,11 @@ class RangeDecryptor(_Poisonable):
         self._skip = skip
         self._remaining = length
         self._buf = bytearray()
+        # The final segment's pieces: kept by reference when they are immutable, so a
+        # final segment that arrives in one chunk (every object smaller than a segment)
+        # is decrypted straight from the caller's buffer instead of a copy.
+        self._final_parts: list[BytesLike] = []
+        self._final_size = 0
 
     def _emit(self, data: BytesLike) -> bytes:
         final = self._index == self._final_index
@@ -430,13 +435,14 @@ class RangeDecryptor(_Poisonable):
         while view:
             if self._index > self._last_index:
                 raise IntegrityError("unexpected data after the requested segments")
-            take = stride - len(self._buf)
             if self._index == self._final_index:
                 # Length of the final segment is only known at end of input.
-                if len(view) > take:
+                if self._final_size + len(view) > stride:
                     raise IntegrityError("final segment too long")
-                self._buf += view
+                self._final_parts.append(view if isinstance(view.obj, bytes) else bytes(view))
+                self._final_size += len(view)
                 break
+            take = stride - len(self._buf)
             if not self._buf and len(view) >= stride:
                 out.append(self._emit(view[:stride]))
                 view = view[stride:]
@@ -454,14 +460,16 @@ class RangeDecryptor(_Poisonable):
         try:
             out = b""
             if self._index == self._final_index and self._index <= self._last_index:
-                out = self._emit(self._buf)
-            elif self._buf or self._index <= self._last_index:
+                parts = self._final_parts
+                out = self._emit(parts[0] if len(parts) == 1 else b"".join(parts))
+            elif self._buf or self._final_parts or self._index <= self._last_index:
                 raise IntegrityError("truncated: range input ended early")
         except CryptoError:
             self._failed = True
             raise
         self._finished = True
         self._buf = bytearray()
+        self._final_parts = []
         return out
 
 

@@ -10,17 +10,24 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command, context
-from alembic.config import Config
 from sqlalchemy import MetaData, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
 from hds_common.db._engine import ensure_sqlite_directory, normalise_database_url
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic (and Mako, which it pulls in) is imported only when migrating: a serving
+# process that does not migrate on start never needs it, and it costs memory.
+
 
 def alembic_config(migrations_dir: Path, database_url: str, version_table: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(migrations_dir))
     config.set_main_option("sqlalchemy.url", normalise_database_url(database_url))
@@ -30,12 +37,16 @@ def alembic_config(migrations_dir: Path, database_url: str, version_table: str) 
 
 def upgrade_to_head(migrations_dir: Path, database_url: str, version_table: str) -> None:
     """Migrate a database to the newest revision (blocking; run it in a thread or CLI)."""
+    from alembic import command
+
     ensure_sqlite_directory(database_url)
     command.upgrade(alembic_config(migrations_dir, database_url, version_table), "head")
 
 
 def run_async_migrations(metadata: MetaData) -> None:
     """Body of a service's ``env.py``."""
+    from alembic import context
+
     config = context.config
     version_table = config.attributes.get("version_table") or "alembic_version"
     url = config.get_main_option("sqlalchemy.url")

@@ -358,11 +358,11 @@ def plan_zip(entries: Sequence[ZipEntrySpec], *, force_zip64: bool = False) -> Z
 
 
 async def _stream_object(
-    part: _Part, open_object: OpenObject, lo: int, hi: int
+    part: _Part, open_object: OpenObject, lo: int, hi: int, verify_crc32: bool
 ) -> AsyncGenerator[bytes, None]:
     assert part.object_id is not None
     expected = hi - lo
-    whole = lo == 0 and hi == part.length
+    whole = verify_crc32 and lo == 0 and hi == part.length
     received = 0
     crc = 0
     iterator = open_object(part.object_id, lo, expected)
@@ -397,6 +397,8 @@ async def stream_zip(
     open_object: OpenObject,
     start: int = 0,
     end: int | None = None,
+    *,
+    verify_crc32: bool = True,
 ) -> AsyncIterator[bytes]:
     """Yield bytes ``[start, end)`` of the archive (``end`` exclusive, default the end).
 
@@ -404,8 +406,11 @@ async def stream_zip(
     data overlaps the range, with the overlapping sub-range, and must yield
     exactly ``length`` plaintext bytes. Memory use is bounded by the chunk
     sizes, independent of the archive size. When a member is read completely
-    its CRC-32 is verified. Raises ZipStreamError on a short, long or
-    corrupt object stream.
+    its CRC-32 is verified, unless ``verify_crc32`` is false: for callers whose
+    objects are already authenticated end to end (authenticated decryption of
+    exactly the planned object), where the CRC pass would only cost CPU time.
+    The length of every object is always checked. Raises ZipStreamError on a
+    short, long or corrupt object stream.
     """
     total = plan.total_size
     stop = total if end is None else end
@@ -426,7 +431,8 @@ async def stream_zip(
             # aclosing: when our consumer stops early, GeneratorExit arrives
             # here and must propagate into the storage stream right away, not
             # whenever the garbage collector finalizes the inner generator.
-            async with contextlib.aclosing(_stream_object(part, open_object, lo, hi)) as chunks:
+            object_chunks = _stream_object(part, open_object, lo, hi, verify_crc32)
+            async with contextlib.aclosing(object_chunks) as chunks:
                 async for chunk in chunks:
                     yield chunk
         position = part.start + hi

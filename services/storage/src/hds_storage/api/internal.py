@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from hds_storage.access import GRANT_HEADER, ServiceDep, StateDep
+from hds_storage.access import GRANT_HEADER, PathId, ServiceDep, StateDep
 from hds_storage.db import SessionDep
 from hds_storage.packages import PackageService, import_slot
 from hds_storage.repository import StorageRepository
@@ -28,7 +28,11 @@ _BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 @router.get("/packages/{package_id}/key", summary="Package key for its publishing institution")
 async def package_key(
-    package_id: str, _: ServiceDep, state: StateDep, session: SessionDep, grant: GrantHeader = None
+    package_id: PathId,
+    _: ServiceDep,
+    state: StateDep,
+    session: SessionDep,
+    grant: GrantHeader = None,
 ) -> PackageKeyOut:
     return await PackageService(state, StorageRepository(session)).export_key(package_id, grant)
 
@@ -39,14 +43,14 @@ async def package_key(
     responses={507: {"description": "Does not fit the account's quota (manual mode)"}},
 )
 async def import_package(
-    package_id: str, body: SlotImport, _: ServiceDep, state: StateDep
+    package_id: PathId, body: SlotImport, _: ServiceDep, state: StateDep
 ) -> SlotImported:
     return await import_slot(state, package_id, body)
 
 
 @router.get("/packages/{package_id}/status", summary="Whether a package is complete")
 async def package_status(
-    package_id: str, _: ServiceDep, state: StateDep, session: SessionDep
+    package_id: PathId, _: ServiceDep, state: StateDep, session: SessionDep
 ) -> PackageStatus:
     return await PackageService(state, StorageRepository(session)).status(package_id)
 
@@ -57,7 +61,11 @@ async def package_status(
     responses={409: {"description": "package-incomplete (with retry_after)"}},
 )
 async def package_items(
-    package_id: str, _: ServiceDep, state: StateDep, session: SessionDep, grant: GrantHeader = None
+    package_id: PathId,
+    _: ServiceDep,
+    state: StateDep,
+    session: SessionDep,
+    grant: GrantHeader = None,
 ) -> list[DataItem]:
     return await PackageService(state, StorageRepository(session)).items(package_id, grant)
 
@@ -69,7 +77,7 @@ async def package_items(
     responses={200: {"content": {"application/zip": _BINARY}}, 206: {}, 409: {}, 416: {}},
 )
 async def package_archive(
-    package_id: str,
+    package_id: PathId,
     request: Request,
     _: ServiceDep,
     state: StateDep,
@@ -89,8 +97,8 @@ async def package_archive(
     responses={200: {"content": {"application/pdf": _BINARY}}, 206: {}, 409: {}, 416: {}},
 )
 async def package_document(
-    package_id: str,
-    document_id: str,
+    package_id: PathId,
+    document_id: PathId,
     request: Request,
     _: ServiceDep,
     state: StateDep,
@@ -104,7 +112,7 @@ async def package_document(
 
 @router.get("/usage/{account_id}", summary="Used bytes and quota of an account")
 async def account_usage(
-    account_id: str, _: ServiceDep, state: StateDep, session: SessionDep
+    account_id: PathId, _: ServiceDep, state: StateDep, session: SessionDep
 ) -> AccountUsage:
     account = await state.identity.account(account_id)
     return AccountUsage(

@@ -11,7 +11,7 @@ from python_multipart.multipart import parse_options_header
 from starlette.requests import ClientDisconnect
 
 from hds_common.errors import BadRequest, UnsupportedMediaType
-from hds_storage.access import InstitutionDep, KeyHolderDep, PrincipalDep, StateDep
+from hds_storage.access import InstitutionDep, KeyHolderDep, PathId, PrincipalDep, StateDep
 from hds_storage.db import SessionDep
 from hds_storage.holdings import HoldingsService, delete_item
 from hds_storage.ingest.multipart import MultipartReader, Part, multipart_boundary, single_part
@@ -122,7 +122,7 @@ async def list_packages(
 
 @router.get("/packages/{package_id}", tags=["ingest"], summary="One of the institution's packages")
 async def get_package(
-    package_id: str, holder: InstitutionDep, state: StateDep, session: SessionDep
+    package_id: PathId, holder: InstitutionDep, state: StateDep, session: SessionDep
 ) -> PackagePublic:
     return await PackageService(state, StorageRepository(session)).get(holder, package_id)
 
@@ -142,7 +142,7 @@ async def get_package(
     },
 )
 async def upload_instances(
-    package_id: str, request: Request, holder: InstitutionDep, state: StateDep
+    package_id: PathId, request: Request, holder: InstitutionDep, state: StateDep
 ) -> JSONResponse:
     content_type = request.headers.get("content-type")
     boundary = multipart_boundary(content_type)
@@ -180,7 +180,7 @@ async def upload_instances(
     },
 )
 async def upload_documents(
-    package_id: str, request: Request, holder: InstitutionDep, state: StateDep
+    package_id: PathId, request: Request, holder: InstitutionDep, state: StateDep
 ) -> JSONResponse:
     boundary = multipart_boundary(request.headers.get("content-type"))
     if boundary is None:
@@ -204,7 +204,7 @@ async def upload_documents(
     summary="Complete a package: consumers can see it from now on",
 )
 async def complete_package(
-    package_id: str, holder: InstitutionDep, state: StateDep, session: SessionDep
+    package_id: PathId, holder: InstitutionDep, state: StateDep, session: SessionDep
 ) -> PackagePublic:
     return await PackageService(state, StorageRepository(session)).complete(holder, package_id)
 
@@ -231,7 +231,7 @@ async def list_studies(
 
 @router.get("/studies/{study_id}", tags=["holdings"], summary="A study with series and instances")
 async def get_study(
-    study_id: str, holder: KeyHolderDep, state: StateDep, session: SessionDep
+    study_id: PathId, holder: KeyHolderDep, state: StateDep, session: SessionDep
 ) -> StudyDetail:
     return await HoldingsService(state, StorageRepository(session)).study(holder, study_id)
 
@@ -248,7 +248,7 @@ async def get_study(
     },
 )
 async def study_archive(
-    study_id: str, request: Request, holder: KeyHolderDep, state: StateDep, session: SessionDep
+    study_id: PathId, request: Request, holder: KeyHolderDep, state: StateDep, session: SessionDep
 ) -> StreamingResponse:
     return await HoldingsService(state, StorageRepository(session)).study_archive(
         holder, study_id, request.headers
@@ -258,7 +258,7 @@ async def study_archive(
 @router.delete(
     "/studies/{study_id}", tags=["holdings"], status_code=204, summary="Delete a whole study"
 )
-async def delete_study(study_id: str, principal: PrincipalDep, state: StateDep) -> Response:
+async def delete_study(study_id: PathId, principal: PrincipalDep, state: StateDep) -> Response:
     await delete_item(state, principal.account_id, study_id, "study")
     return Response(status_code=204)
 
@@ -278,7 +278,9 @@ async def list_documents(
 @router.delete(
     "/documents/{document_id}", tags=["holdings"], status_code=204, summary="Delete a document"
 )
-async def delete_document(document_id: str, principal: PrincipalDep, state: StateDep) -> Response:
+async def delete_document(
+    document_id: PathId, principal: PrincipalDep, state: StateDep
+) -> Response:
     await delete_item(state, principal.account_id, document_id, "document")
     return Response(status_code=204)
 
@@ -296,7 +298,7 @@ async def delete_document(document_id: str, principal: PrincipalDep, state: Stat
     },
 )
 async def get_object(
-    object_id: str, request: Request, holder: KeyHolderDep, state: StateDep, session: SessionDep
+    object_id: PathId, request: Request, holder: KeyHolderDep, state: StateDep, session: SessionDep
 ) -> StreamingResponse:
     return await HoldingsService(state, StorageRepository(session)).object(
         holder, object_id, request.headers

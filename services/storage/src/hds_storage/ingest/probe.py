@@ -9,22 +9,40 @@ buffer. PDF: the ``%PDF-`` header.
 
 from __future__ import annotations
 
+import asyncio
 import io
+import sys
 import warnings
 from dataclasses import dataclass
-from typing import Any
-
-from pydicom import dcmread
-from pydicom.dataset import Dataset
+from typing import TYPE_CHECKING, Any
 
 from hds_common.errors import UnprocessableContent, UnsupportedMediaType
 
-__all__ = ["PDF_MAGIC", "DicomHeader", "DicomProbe", "check_pdf_start", "not_accepted"]
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+__all__ = [
+    "PDF_MAGIC",
+    "DicomHeader",
+    "DicomProbe",
+    "check_pdf_start",
+    "load_dicom_parser",
+    "not_accepted",
+]
 
 _PREAMBLE = 128
 _MAGIC = b"DICM"
 _FIRST_ATTEMPT = 16 * 1024
 PDF_MAGIC = b"%PDF-"
+
+
+async def load_dicom_parser() -> None:
+    """Import pydicom (with numpy, its data dictionaries, ...) in a worker thread.
+
+    Only ingest parses DICOM, so a process that only serves downloads never loads it
+    (tens of MB of resident memory); the first upload imports it off the event loop."""
+    if "pydicom.filereader" not in sys.modules:
+        await asyncio.to_thread(__import__, "pydicom.filereader")
 
 
 def not_accepted(label: str, index: int, reason: str) -> UnsupportedMediaType:
@@ -144,6 +162,8 @@ class DicomProbe:
             )
 
     def _parse(self, *, final: bool) -> DicomHeader | None:
+        from pydicom import dcmread
+
         data = bytes(self.buffer)
         source = io.BytesIO(data)
         try:

@@ -38,7 +38,13 @@ from hds_storage.access import KeyHolder, integrity_failure
 from hds_storage.collector import ItemRef, collect_items, delete_blobs
 from hds_storage.identity import AccountInfo
 from hds_storage.ingest.multipart import Part
-from hds_storage.ingest.probe import PDF_MAGIC, DicomHeader, DicomProbe, check_pdf_start
+from hds_storage.ingest.probe import (
+    PDF_MAGIC,
+    DicomHeader,
+    DicomProbe,
+    check_pdf_start,
+    load_dicom_parser,
+)
 from hds_storage.ingest.writer import StoredObject, hash_only, store_object
 from hds_storage.keys import MetaCipher, open_slot
 from hds_storage.models import (
@@ -347,6 +353,7 @@ class IngestService:
         expected_patient: str | None,
         seen: dict[str, PendingInstance],
     ) -> PendingInstance:
+        await load_dicom_parser()
         probe = DicomProbe(
             label=part.label, index=part.index, limit=self.state.settings.dicom_header_limit_bytes
         )
