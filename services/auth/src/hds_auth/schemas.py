@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
 from hds_auth.passwords import MAX_PASSWORD_LENGTH
 
@@ -14,9 +15,30 @@ Role = Literal["patient", "referrer", "institution", "admin"]
 SelfServiceRole = Literal["patient", "referrer"]
 DeletionMode = Literal["automatic", "manual"]
 
+# Names, addresses and mail subjects are stored (PostgreSQL text cannot hold NUL) or go
+# into mail headers, where any line break (CR, LF, NEL, U+2028, ...) would end the
+# header: no control characters and no line separators.
+SINGLE_LINE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
+_NOT_SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _single_line(value: str) -> str:
+    if _NOT_SINGLE_LINE.search(value):
+        raise ValueError("must not contain control characters (NUL, line breaks, tabs)")
+    return value
+
+
+SingleLine = Annotated[
+    str, AfterValidator(_single_line), Field(json_schema_extra={"pattern": SINGLE_LINE_PATTERN})
+]
+# The largest value of the BIGINT column.
+MAX_QUOTA_BYTES = 2**63 - 1
+
 Password = Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)]
 CodeValidityDays = Annotated[int, Field(ge=30, le=90)]
-DisplayName = Annotated[str, Field(min_length=1, max_length=200)]
+DisplayName = Annotated[SingleLine, Field(min_length=1, max_length=200)]
+EmailText = Annotated[SingleLine, Field(min_length=1, max_length=320)]
+QuotaBytes = Annotated[int, Field(ge=0, le=MAX_QUOTA_BYTES)]
 
 
 class StrictModel(BaseModel):
@@ -57,7 +79,7 @@ class Activated(BaseModel):
 
 
 class ResendActivationRequest(StrictModel):
-    email: str = Field(min_length=1, max_length=320)
+    email: EmailText
 
 
 class Accepted(BaseModel):
@@ -70,7 +92,7 @@ class Accepted(BaseModel):
 class LoginRequest(StrictModel):
     # Not validated as an address: an unknown or odd address must get the same answer
     # as a wrong password.
-    email: str = Field(min_length=1, max_length=320)
+    email: EmailText
     password: Password
 
 
@@ -90,7 +112,7 @@ class RefreshRequest(StrictModel):
 
 
 class PasswordResetRequest(StrictModel):
-    email: str = Field(min_length=1, max_length=320)
+    email: EmailText
     recovery_code: str = Field(min_length=1, max_length=100)
     new_password: Password
 
@@ -155,7 +177,7 @@ class AdminAccountCreate(StrictModel):
     role: Role
     name: DisplayName | None = None
     activated: bool = True
-    quota_bytes: int | None = Field(default=None, ge=0)
+    quota_bytes: QuotaBytes | None = None
     default_code_validity_days: CodeValidityDays | None = None
 
 
@@ -166,7 +188,7 @@ class AdminAccountUpdate(StrictModel):
     name: DisplayName | None = None
     activated: bool | None = None
     disabled: bool | None = None
-    quota_bytes: int | None = Field(default=None, ge=0)
+    quota_bytes: QuotaBytes | None = None
     default_code_validity_days: CodeValidityDays | None = None
 
 
@@ -220,7 +242,7 @@ class InternalAccount(BaseModel):
 
 class NotificationRequest(StrictModel):
     account_id: uuid.UUID
-    subject: str = Field(min_length=1, max_length=200)
+    subject: Annotated[SingleLine, Field(min_length=1, max_length=200)]
     text: str = Field(min_length=1, max_length=20_000)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
@@ -109,7 +110,7 @@ class AuthClient:
 
     async def account(self, account_id: str) -> AccountInfo:
         response = await _send(
-            self._client, "identity", "GET", f"/internal/v1/accounts/{account_id}"
+            self._client, "identity", "GET", f"/internal/v1/accounts/{quote(account_id, safe='')}"
         )
         if response.status_code == 404:
             raise Unauthorized("the account no longer exists", slug="account-unknown")
@@ -131,7 +132,7 @@ class StorageClient:
             self._client,
             "storage",
             "GET",
-            f"/internal/v1/packages/{package_id}/key",
+            f"/internal/v1/packages/{quote(package_id, safe='')}/key",
             headers={GRANT_HEADER: user_grant},
         )
         if response.status_code in (403, 404):
@@ -153,7 +154,7 @@ class StorageClient:
             self._client,
             "storage",
             "POST",
-            f"/internal/v1/packages/{package_id}/slots",
+            f"/internal/v1/packages/{quote(package_id, safe='')}/slots",
             json={"account_id": account_id, "package_grant": package_grant},
         )
         if response.status_code not in (200, 201):

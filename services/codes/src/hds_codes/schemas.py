@@ -9,6 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 CodeState = Literal["active", "locked", "expired", "revoked"]
 
+# Ids of packages and codes are stored and looked up (PostgreSQL text cannot hold NUL)
+# and sent to the storage service in URL paths: no control characters.
+ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
+ID_MAX_LENGTH = 64
+# Offsets go to the database as BIGINT.
+MAX_OFFSET = 2**63 - 1
+
 
 def _birth_date() -> Any:
     return Field(
@@ -31,7 +38,7 @@ def _code() -> Any:
 class CodeCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    package_id: str = Field(min_length=1, max_length=64)
+    package_id: str = Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)
     birth_date: str = _birth_date()
     validity_days: int | None = Field(
         default=None,

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic.json_schema import SkipJsonSchema
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hds_dlx import service
 from hds_dlx.config import Settings
@@ -70,7 +71,8 @@ class JwtResponse(Response):
 class AnswersRoute(APIRoute):
     """``tokentfa`` answers 401 for any failure but an expired code (DIN/TS 19455: "All
     other errors should result in error code 401") — also for a body that is not JSON or
-    not shaped like ``tfaAnswers``, which would otherwise be a 422."""
+    not shaped like ``tfaAnswers``, which would otherwise be a 422, or not even text
+    (FastAPI's 400 for a JSON body that is not UTF-8)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -78,7 +80,9 @@ class AnswersRoute(APIRoute):
         async def route(request: Request) -> Response:
             try:
                 return await handler(request)
-            except RequestValidationError:
+            except (RequestValidationError, StarletteHTTPException) as exc:
+                if isinstance(exc, StarletteHTTPException) and exc.status_code != 400:
+                    raise
                 raise tfa_failed("The answers could not be read as tfaAnswers JSON.") from None
 
         return route

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, status
 from hds_auth import service
 from hds_auth.db import SessionDep
 from hds_auth.deps import ClaimsDep, CurrentAccountDep, RuntimeDep, SessionIdDep, get_claims
-from hds_auth.schemas import Me, PasswordChangeRequest, PublicKey, SettingsUpdate
+from hds_auth.schemas import Me, PasswordChangeRequest, PublicKey, SettingsUpdate, SingleLine
 
 router = APIRouter(tags=["account"])
 
@@ -64,7 +64,7 @@ async def public_key(account_id: uuid.UUID, session: SessionDep) -> PublicKey:
     summary="Public key by e-mail address (institutions, referrers, administrators)",
 )
 async def public_key_by_email(
-    email: Annotated[str, Query(min_length=3, max_length=320)],
+    email: Annotated[SingleLine, Query(min_length=3, max_length=320)],
     claims: ClaimsDep,
     session: SessionDep,
 ) -> PublicKey:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Path, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hds_codes import service
@@ -16,6 +16,9 @@ from hds_codes.printables import carrier_sheet_pdf, qr_png, qr_svg
 from hds_codes.repository import CodeFilter
 from hds_codes.runtime import Runtime
 from hds_codes.schemas import (
+    ID_MAX_LENGTH,
+    ID_PATTERN,
+    MAX_OFFSET,
     CodeCreate,
     CodeIssued,
     CodePage,
@@ -24,11 +27,12 @@ from hds_codes.schemas import (
     CodeState,
 )
 from hds_codes.values import format_code, normalise_code
-from hds_common.errors import Unauthorized
+from hds_common.errors import Unauthorized, UnprocessableContent
 
 router = APIRouter(prefix="/codes/v1/codes", tags=["codes"])
 
 _NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+CodeId = Annotated[str, Path(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 CodeQuery = Annotated[
     str,
     Query(
@@ -58,10 +62,17 @@ def _public(row: AccessCode, runtime: Runtime) -> CodePublic:
     )
 
 
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=dt.UTC)
+def _utc(value: dt.datetime | None, name: str) -> dt.datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59-23:59 is in the year 10000 in UTC
+        raise UnprocessableContent(
+            f"{name} is out of range in UTC", slug="invalid-date", parameter=name
+        ) from None
 
 
 @router.post(
@@ -107,7 +118,7 @@ async def list_codes(
     institution: CurrentInstitution,
     session: SessionDep,
     runtime: RuntimeDep,
-    package_id: Annotated[str | None, Query(max_length=64)] = None,
+    package_id: Annotated[str | None, Query(max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)] = None,
     state: CodeState | None = None,
     created_from: Annotated[
         dt.datetime | None, Query(description="Created at or after (UTC if no zone).")
@@ -120,7 +131,7 @@ async def list_codes(
         Query(max_length=64, description="Find the code with exactly this value."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> CodePage:
     lookup_hash = None
     if code is not None:
@@ -129,8 +140,8 @@ async def list_codes(
         institution_id=institution.sub,
         package_id=package_id,
         state=state,
-        created_from=_utc(created_from),
-        created_to=_utc(created_to),
+        created_from=_utc(created_from, "created_from"),
+        created_to=_utc(created_to, "created_to"),
         lookup_hash=lookup_hash,
     )
     rows, total = await service.search_codes(
@@ -143,7 +154,7 @@ async def list_codes(
 
 @router.get("/{code_id}", summary="One of the institution's codes", response_model=CodePublic)
 async def get_code(
-    code_id: str, institution: CurrentInstitution, session: SessionDep, runtime: RuntimeDep
+    code_id: CodeId, institution: CurrentInstitution, session: SessionDep, runtime: RuntimeDep
 ) -> CodePublic:
     row = await service.get_code(session, institution_id=institution.sub, code_id=code_id)
     return _public(row, runtime)
@@ -155,7 +166,7 @@ async def get_code(
     response_model=CodePublic,
 )
 async def reactivate_code(
-    code_id: str,
+    code_id: CodeId,
     institution: CurrentInstitution,
     session: SessionDep,
     runtime: RuntimeDep,
@@ -173,7 +184,7 @@ async def reactivate_code(
 
 @router.post("/{code_id}/expire", summary="Expire a code now", response_model=CodePublic)
 async def expire_code(
-    code_id: str, institution: CurrentInstitution, session: SessionDep, runtime: RuntimeDep
+    code_id: CodeId, institution: CurrentInstitution, session: SessionDep, runtime: RuntimeDep
 ) -> CodePublic:
     row = await service.expire_code(
         session, runtime, institution_id=institution.sub, code_id=code_id
@@ -183,7 +194,7 @@ async def expire_code(
 
 @router.post("/{code_id}/revoke", summary="Revoke a code for good", response_model=CodePublic)
 async def revoke_code(
-    code_id: str, institution: CurrentInstitution, session: SessionDep, runtime: RuntimeDep
+    code_id: CodeId, institution: CurrentInstitution, session: SessionDep, runtime: RuntimeDep
 ) -> CodePublic:
     row = await service.revoke_code(
         session, runtime, institution_id=institution.sub, code_id=code_id
@@ -207,7 +218,7 @@ async def _checked_link(
     responses={200: {"content": {"image/svg+xml": {}}}},
 )
 async def qr_code_svg(
-    code_id: str,
+    code_id: CodeId,
     code: CodeQuery,
     institution: CurrentInstitution,
     session: SessionDep,
@@ -224,7 +235,7 @@ async def qr_code_svg(
     responses={200: {"content": {"image/png": {}}}},
 )
 async def qr_code_png(
-    code_id: str,
+    code_id: CodeId,
     code: CodeQuery,
     institution: CurrentInstitution,
     session: SessionDep,
@@ -241,7 +252,7 @@ async def qr_code_png(
     responses={200: {"content": {"application/pdf": {}}}},
 )
 async def carrier_sheet(
-    code_id: str,
+    code_id: CodeId,
     code: CodeQuery,
     institution: CurrentInstitution,
     session: SessionDep,
