@@ -8,6 +8,7 @@ in case: ``ApiInfo`` here, ``apiInfo`` there): property names, types, formats, e
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,21 @@ import httpx
 import pytest
 import yaml
 
-CONTRACT = Path("/work/shared/dlx/dicomLinkExchange.yaml")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _contract_path() -> Path:
+    """``../shared`` beside the checkout (developers and CI), or ``HDS_DLX_CONTRACT``."""
+    candidates = [
+        Path(os.environ.get("HDS_DLX_CONTRACT", REPO.parent / "shared/dlx/dicomLinkExchange.yaml")),
+        Path("/work/shared/dlx/dicomLinkExchange.yaml"),
+    ]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"the DLX contract is not at any of {candidates}")
+
+
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 # Answers the service documents beyond the contract, each for a reason:
 # list is 503 comebackLater (like the downloads) while the package is still being ingested.
@@ -26,7 +41,7 @@ PROBLEM_MEDIA_TYPES = {"application/problem+json"}
 
 @pytest.fixture(scope="module")
 def contract() -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load(CONTRACT.read_text(encoding="utf-8"))
+    document: dict[str, Any] = yaml.safe_load(_contract_path().read_text(encoding="utf-8"))
     return document
 
 
