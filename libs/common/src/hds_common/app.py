@@ -6,13 +6,14 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import uvicorn
 from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry
 
 from hds_common.errors import install_problem_handlers
 from hds_common.observability import ReadinessCheck, RequestContextMiddleware, health_router
 
-__all__ = ["create_service_app"]
+__all__ = ["create_service_app", "serve"]
 
 
 def create_service_app(
@@ -46,3 +47,21 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+def serve(factory: str, *, host: str, port: int, forwarded_allow_ips: str | None) -> None:
+    """Run a service under uvicorn (uvloop, httptools, our JSON logging).
+
+    ``forwarded_allow_ips``: the peers whose ``X-Forwarded-For/Proto`` are believed (the
+    gateway's addresses); None believes nobody, as the gateway itself does."""
+    uvicorn.run(
+        factory,
+        factory=True,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        proxy_headers=forwarded_allow_ips is not None,
+        forwarded_allow_ips=forwarded_allow_ips,
+    )

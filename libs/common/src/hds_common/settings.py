@@ -35,6 +35,9 @@ class SuiteSettings(BaseSettings):
     codes_url: str = "http://127.0.0.1:8002"
     storage_url: str = "http://127.0.0.1:8003"
     dlx_url: str = "http://127.0.0.1:8004"
+    # Peers whose X-Forwarded-For/Proto the services behind the gateway believe: the
+    # gateway's addresses (IPs or CIDRs, comma-separated). Per-client limits key on it.
+    forwarded_allow_ips: str = "127.0.0.1"
     # The public address of the gateway, used for portal links and QR codes.
     public_base_url: str = "http://127.0.0.1:8000"
 

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from hds_auth.config import Settings
+from hds_common.app import serve as serve_app
 from hds_common.logs import configure_logging
 
 DEMO_NAME = "Demo Radiology"
@@ -81,18 +82,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def serve(settings: Settings) -> int:
-    import uvicorn
-
-    uvicorn.run(
+    serve_app(
         "hds_auth.main:app_from_env",
-        factory=True,
         host=settings.host,
         port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        proxy_headers=True,
-        forwarded_allow_ips="*",
+        forwarded_allow_ips=settings.suite.forwarded_allow_ips,
     )
     return 0
 

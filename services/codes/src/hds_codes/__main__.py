@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-import uvicorn
-
 from hds_codes.config import Settings
 from hds_codes.db import migrate
+from hds_common.app import serve
 
 
 def main() -> None:
@@ -19,16 +18,11 @@ def main() -> None:
     if args.command == "migrate":
         asyncio.run(migrate(settings.database_url))
         return
-    uvicorn.run(
+    serve(
         "hds_codes.main:app_from_env",
-        factory=True,
         host=settings.host,
         port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        proxy_headers=True,
-        forwarded_allow_ips="*",
+        forwarded_allow_ips=settings.suite.forwarded_allow_ips,
     )
 
 

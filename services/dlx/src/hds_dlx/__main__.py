@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-import uvicorn
-
+from hds_common.app import serve
 from hds_dlx.config import Settings
 
 
@@ -14,16 +13,11 @@ def main() -> None:
     parser.add_argument("command", choices=["serve"])
     parser.parse_args()
     settings = Settings()
-    uvicorn.run(
+    serve(
         "hds_dlx.main:app_from_env",
-        factory=True,
         host=settings.host,
         port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        proxy_headers=True,
-        forwarded_allow_ips="*",
+        forwarded_allow_ips=settings.suite.forwarded_allow_ips,
     )
 
 

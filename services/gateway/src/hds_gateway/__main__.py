@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-import uvicorn
-
+from hds_common.app import serve
 from hds_gateway.config import Settings
 
 
@@ -14,17 +13,13 @@ def main() -> None:
     parser.add_argument("command", choices=["serve"])
     parser.parse_args()
     settings = Settings()
-    uvicorn.run(
+    serve(
         "hds_gateway.main:app_from_env",
-        factory=True,
         host=settings.host,
         port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
         # The gateway reads X-Forwarded-* itself, and only from HDS_GATEWAY_TRUSTED_PROXIES:
         # uvicorn's own handling would let any client pick the address rate limits key on.
-        proxy_headers=False,
+        forwarded_allow_ips=None,
     )
 
 

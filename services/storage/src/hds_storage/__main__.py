@@ -6,8 +6,7 @@ import argparse
 import asyncio
 from pathlib import Path
 
-import uvicorn
-
+from hds_common.app import serve
 from hds_storage.config import Settings
 from hds_storage.db import migrate
 
@@ -57,16 +56,11 @@ def main() -> None:
     if args.command == "maintenance":
         asyncio.run(_maintenance(settings))
         return
-    uvicorn.run(
+    serve(
         "hds_storage.main:app_from_env",
-        factory=True,
         host=settings.host,
         port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        proxy_headers=True,
-        forwarded_allow_ips="*",
+        forwarded_allow_ips=settings.suite.forwarded_allow_ips,
     )
 
 
