@@ -5,8 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Response
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
 
 from hds_codes import service
 from hds_codes.db import SessionDep
@@ -202,13 +201,22 @@ async def revoke_code(
     return _public(row, runtime)
 
 
-async def _checked_link(
-    session: AsyncSession, runtime: Runtime, institution_id: str, code_id: str, code: str
+async def checked_link(
+    code_id: CodeId,
+    code: CodeQuery,
+    institution: CurrentInstitution,
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> tuple[AccessCode, str]:
+    """Load-or-404: the institution's code whose value the caller supplies (codes are not
+    stored, so printables need the value again), with its portal link."""
     row = await service.verify_code_for(
-        session, runtime, institution_id=institution_id, code_id=code_id, code=code
+        session, runtime, institution_id=institution.sub, code_id=code_id, code=code
     )
     return row, service.portal_link(runtime, normalise_code(code))
+
+
+CheckedLink = Annotated[tuple[AccessCode, str], Depends(checked_link)]
 
 
 @router.get(
@@ -217,14 +225,8 @@ async def _checked_link(
     response_class=Response,
     responses={200: {"content": {"image/svg+xml": {}}}},
 )
-async def qr_code_svg(
-    code_id: CodeId,
-    code: CodeQuery,
-    institution: CurrentInstitution,
-    session: SessionDep,
-    runtime: RuntimeDep,
-) -> Response:
-    _, link = await _checked_link(session, runtime, institution.sub, code_id, code)
+async def qr_code_svg(checked: CheckedLink) -> Response:
+    _, link = checked
     return Response(qr_svg(link), media_type="image/svg+xml", headers=_NO_STORE)
 
 
@@ -234,14 +236,8 @@ async def qr_code_svg(
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}},
 )
-async def qr_code_png(
-    code_id: CodeId,
-    code: CodeQuery,
-    institution: CurrentInstitution,
-    session: SessionDep,
-    runtime: RuntimeDep,
-) -> Response:
-    _, link = await _checked_link(session, runtime, institution.sub, code_id, code)
+async def qr_code_png(checked: CheckedLink) -> Response:
+    _, link = checked
     return Response(qr_png(link), media_type="image/png", headers=_NO_STORE)
 
 
@@ -252,13 +248,12 @@ async def qr_code_png(
     responses={200: {"content": {"application/pdf": {}}}},
 )
 async def carrier_sheet(
-    code_id: CodeId,
+    checked: CheckedLink,
     code: CodeQuery,
     institution: CurrentInstitution,
-    session: SessionDep,
     runtime: RuntimeDep,
 ) -> Response:
-    row, link = await _checked_link(session, runtime, institution.sub, code_id, code)
+    row, link = checked
     account = await runtime.auth.account(institution.sub)
     pdf = carrier_sheet_pdf(
         institution=account.name or "Your radiology practice",
