@@ -9,46 +9,20 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    DateTime,
     ForeignKey,
     Integer,
     LargeBinary,
     MetaData,
     String,
-    TypeDecorator,
     Uuid,
 )
-from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from hds_common.db import NAMING_CONVENTION, utcnow
-
-
-class UtcDateTime(TypeDecorator[dt.datetime]):
-    """A timezone-aware UTC timestamp on every backend (SQLite returns naive values)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
-        del dialect
-        if value is not None and value.tzinfo is None:
-            raise ValueError("naive datetime")
-        return value.astimezone(dt.UTC) if value is not None else None
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
-        del dialect
-        if value is None:
-            return None
-        assert isinstance(value, dt.datetime)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC)
+from hds_common.db import NAMING_CONVENTION, UtcDateTime, utcnow
 
 
 class Base(DeclarativeBase):

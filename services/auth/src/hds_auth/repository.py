@@ -10,13 +10,8 @@ from sqlalchemy import case, delete, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hds_auth.models import (
-    Account,
-    ActivationToken,
-    RefreshToken,
-    ThrottleCounter,
-    UtcDateTime,
-)
+from hds_auth.models import Account, ActivationToken, RefreshToken, ThrottleCounter
+from hds_common.db import UtcDateTime
 
 # -- accounts ------------------------------------------------------------------------
 

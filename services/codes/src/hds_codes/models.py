@@ -8,49 +8,15 @@ date, salt)). Without the code and the birth date the slot reveals nothing.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
-from sqlalchemy import DateTime, Index, Integer, LargeBinary, MetaData, String
-from sqlalchemy.engine import Dialect
+from sqlalchemy import Index, Integer, LargeBinary, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
 
-from hds_common.db import NAMING_CONVENTION, utcnow
+from hds_common.db import NAMING_CONVENTION, UtcDateTime, utcnow
 
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-
-class UtcDateTime(TypeDecorator[dt.datetime]):
-    """Aware UTC datetimes on every database. SQLite keeps no zone, so values are stored
-    as UTC there (keeping string comparison in SQL correct) and read back as UTC."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(
-        self,
-        value: dt.datetime | None,
-        dialect: Dialect,  # noqa: ARG002
-    ) -> Any:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given for a UTC column")
-        return value.astimezone(dt.UTC)
-
-    def process_result_value(
-        self,
-        value: Any,
-        dialect: Dialect,  # noqa: ARG002
-    ) -> dt.datetime | None:
-        if value is None:
-            return None
-        assert isinstance(value, dt.datetime)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC)
 
 
 class AccessCode(Base):

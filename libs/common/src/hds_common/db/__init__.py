@@ -8,13 +8,14 @@ from hds_common.db._engine import (
     ping_database,
 )
 from hds_common.db._migrations import run_async_migrations, upgrade_to_head
-from hds_common.db._models import NAMING_CONVENTION, TimestampMixin, utcnow
+from hds_common.db._models import NAMING_CONVENTION, TimestampMixin, UtcDateTime, utcnow
 from hds_common.db._session import SessionDep, request_session
 
 __all__ = [
     "NAMING_CONVENTION",
     "SessionDep",
     "TimestampMixin",
+    "UtcDateTime",
     "create_engine",
     "create_session_maker",
     "normalise_database_url",
