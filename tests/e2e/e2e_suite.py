@@ -179,3 +179,21 @@ async def suite(
         finally:
             for name in list(running.processes):
                 running.stop(name)
+
+
+def publish(suite: RunningSuite, folder: Path, birth_date: str) -> dict[str, Any]:
+    """``hds publish`` of ``folder`` as the demo institution; its ``--json`` answer."""
+    credentials = suite.demo_credentials
+    # fmt: off
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "hds"), "publish", str(folder),
+            "--birth-date", birth_date, "--gateway", suite.gateway_url,
+            "--email", credentials["email"], "--password", credentials["password"], "--json",
+        ],
+        capture_output=True, text=True, env=suite.env, check=False, timeout=120,
+    )
+    # fmt: on
+    assert result.returncode == 0, result.stderr
+    answer: dict[str, Any] = json.loads(result.stdout)
+    return answer

@@ -5,16 +5,13 @@ a password reset with the recovery code after which the same data still decrypts
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
-from e2e_suite import RunningSuite
+from e2e_suite import RunningSuite, publish
 
 from hds_common.testing.dicom import make_pdf, make_study, write_study
 
@@ -58,30 +55,7 @@ def test_register_activate_import_download_reset(suite: RunningSuite, tmp_path: 
     folder = tmp_path / "study"
     write_study(folder, study)
     (folder / "befund.pdf").write_bytes(make_pdf("Befund Konto"))
-    credentials = suite.demo_credentials
-    published = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "hds"),
-            "publish",
-            str(folder),
-            "--birth-date",
-            BIRTH_DATE,
-            "--gateway",
-            suite.gateway_url,
-            "--email",
-            credentials["email"],
-            "--password",
-            credentials["password"],
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        env=suite.env,
-        check=False,
-        timeout=120,
-    )
-    assert published.returncode == 0, published.stderr
-    code = json.loads(published.stdout)["code"]
+    code = publish(suite, folder, BIRTH_DATE)["code"]
 
     wrong = client.post(
         "/codes/v1/import", json={"code": code, "birth_date": "19800316"}, headers=patient

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import re
 import subprocess
-import sys
 import time
 import zipfile
 from dataclasses import dataclass
@@ -18,7 +16,7 @@ from pathlib import Path
 import httpx
 import pydicom
 import pytest
-from e2e_suite import RunningSuite
+from e2e_suite import RunningSuite, publish
 from jose import jwt
 from pydicom.fileset import FileSet
 
@@ -66,30 +64,7 @@ def published(suite: RunningSuite, tmp_path_factory: pytest.TempPathFactory) -> 
     write_study(folder / "b", study_b)
     pdf = make_pdf("Befund E2E")
     (folder / "report.dat").write_bytes(pdf)
-    credentials = suite.demo_credentials
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "hds"),
-            "publish",
-            str(folder),
-            "--birth-date",
-            BIRTH_DATE,
-            "--gateway",
-            suite.gateway_url,
-            "--email",
-            credentials["email"],
-            "--password",
-            credentials["password"],
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        env=suite.env,
-        check=False,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    answer = json.loads(result.stdout)
+    answer = publish(suite, folder, BIRTH_DATE)
     assert answer["dicom_files"] == 8
     assert answer["pdf_files"] == 1
     assert re.fullmatch(
