@@ -7,6 +7,7 @@ through untouched and unbuffered.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 import uuid
@@ -121,8 +122,6 @@ class RequestContextMiddleware:
 
 
 async def _send_internal_error(send: Send, request_id: str) -> None:
-    import json
-
     body = json.dumps(
         {
             "type": problem_type("internal-error"),
