@@ -1,0 +1,191 @@
+"""Whose X-Forwarded-For a service believes, as ``python -m hds_<service> serve`` runs it.
+
+A service takes the end client's address from X-Forwarded-For only when its peer is one
+of ``HDS_FORWARDED_ALLOW_IPS`` (the gateway's addresses); from any other peer the header
+is ignored. The gateway, the edge, never believes a client's own header: it forwards the
+address it really sees. Per-client limits key on that address, so it is observed where
+it counts: the identity service's per-client login failure counters in its database.
+
+Every process listens on 127.0.0.1; clients connect from other loopback addresses
+(127.0.0.0/8 is all local on Linux) to play peers the services do or do not trust.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from hds_common.testing.postgres import temporary_database
+
+pytestmark = pytest.mark.postgres
+
+LOOPBACK = "127.0.0.1"  # where the services listen, and the gateway's address towards auth
+SECOND_GATEWAY = "127.0.0.3"  # another address auth is told to believe
+STRANGER = "127.0.0.2"  # a client no service is told to believe
+CLIENT_COUNTER = "login:client:"
+SECRET = "forwarded-headers-test-secret"
+_LISTENING = re.compile(r"Uvicorn running on (http://[\d.]+:\d+)")
+
+
+def unused_port() -> int:
+    """A free port below the kernel's ephemeral range (32768+), where outgoing connections
+    take their local ports, so none takes it before the service binds it."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        with socket.socket() as candidate:
+            try:
+                candidate.bind((LOOPBACK, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
+
+
+@contextmanager
+def running(name: str, env: Mapping[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m hds_<name> serve`` with its stderr (the JSON log) in ``log``."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", f"hds_{name}", "serve"],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=output,
+        )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def listening_url(process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> str:
+    """The base URL uvicorn reports once the service has started (lifespan included)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline and process.poll() is None:
+        for line in log.read_text(errors="replace").splitlines():
+            if line.startswith("{") and (found := _LISTENING.search(json.loads(line)["event"])):
+                return found.group(1)
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"{log.stem} did not start:\n{log.read_text(errors='replace')}")
+
+
+@dataclass
+class Suite:
+    auth_url: str
+    auth_database_url: str
+    gateway_url: str
+
+
+@pytest.fixture(scope="module")
+async def suite(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Suite]:
+    """The identity service behind the gateway, started at the same time."""
+    var = tmp_path_factory.mktemp("forwarded")
+    auth_port = unused_port()
+    common = {"HDS_ENVIRONMENT": "test", "HDS_INTERNAL_SECRET": SECRET}
+    async with temporary_database("hds_forwarded_auth") as database_url:
+        auth_env = {
+            **common,
+            # Two gateway replicas; the second proves the setting is read, not a default.
+            "HDS_FORWARDED_ALLOW_IPS": f"{LOOPBACK},{SECOND_GATEWAY}",
+            "HDS_AUTH_HOST": LOOPBACK,
+            "HDS_AUTH_PORT": str(auth_port),
+            "HDS_AUTH_DATABASE_URL": database_url,
+            "HDS_AUTH_SIGNING_KEY_DIR": str(var / "keys"),
+            "HDS_AUTH_OUTBOX_DIR": str(var / "outbox"),
+            "HDS_AUTH_SMTP_HOST": "",
+            "HDS_AUTH_ARGON2_TIME_COST": "1",
+            "HDS_AUTH_ARGON2_MEMORY_KIB": "1024",
+        }
+        gateway_env = {
+            **common,
+            # Were the gateway to hand this to uvicorn, it would believe the stranger.
+            "HDS_FORWARDED_ALLOW_IPS": f"{LOOPBACK},{STRANGER}",
+            "HDS_AUTH_URL": f"http://{LOOPBACK}:{auth_port}",
+            "HDS_GATEWAY_HOST": LOOPBACK,
+            "HDS_GATEWAY_PORT": "0",
+        }
+        auth_log, gateway_log = var / "auth.log", var / "gateway.log"
+        with ExitStack() as processes:
+            auth = processes.enter_context(running("auth", auth_env, auth_log))
+            gateway = processes.enter_context(running("gateway", gateway_env, gateway_log))
+            auth_url, gateway_url = await asyncio.gather(
+                listening_url(auth, auth_log), listening_url(gateway, gateway_log)
+            )
+            yield Suite(auth_url=auth_url, auth_database_url=database_url, gateway_url=gateway_url)
+
+
+async def client_failures(database_url: str) -> Counter[str]:
+    """Login failures per client address, as the identity service's throttle counts them."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT key, count FROM throttle_counters WHERE key LIKE $1", CLIENT_COUNTER + "%"
+        )
+    finally:
+        await connection.close()
+    return Counter({row["key"].removeprefix(CLIENT_COUNTER): row["count"] for row in rows})
+
+
+async def failed_login(
+    suite: Suite, url: str, *, local_address: str, forwarded_for: str
+) -> Counter[str]:
+    """A wrong login at ``url``, sent from ``local_address`` with an X-Forwarded-For claim;
+    the client addresses the identity service counted the failure against."""
+    before = await client_failures(suite.auth_database_url)
+    transport = httpx.AsyncHTTPTransport(local_address=local_address)
+    async with httpx.AsyncClient(transport=transport, base_url=url, timeout=10) as client:
+        response = await client.post(
+            "/auth/v1/login",
+            json={"email": "nobody@example.org", "password": "not the password"},
+            headers={"X-Forwarded-For": forwarded_for},
+        )
+    assert response.status_code == 401, response.text
+    assert response.json()["type"] == "urn:hds:problem:invalid-credentials"
+    return await client_failures(suite.auth_database_url) - before
+
+
+async def test_x_forwarded_for_from_an_allowed_peer_names_the_client(suite: Suite) -> None:
+    counted = await failed_login(
+        suite,
+        suite.auth_url,
+        local_address=SECOND_GATEWAY,
+        forwarded_for="203.0.113.10, 198.51.100.1",
+    )
+    # The hop the allowed peer appended; what came before it is anyone's claim.
+    assert counted == {"198.51.100.1": 1}
+
+
+async def test_x_forwarded_for_from_any_other_peer_is_ignored(suite: Suite) -> None:
+    counted = await failed_login(
+        suite, suite.auth_url, local_address=STRANGER, forwarded_for="203.0.113.20"
+    )
+    assert counted == {STRANGER: 1}
+
+
+async def test_gateway_forwards_the_address_it_sees_not_the_claimed_one(suite: Suite) -> None:
+    counted = await failed_login(
+        suite, suite.gateway_url, local_address=STRANGER, forwarded_for="203.0.113.30"
+    )
+    # The gateway replaced the claim with its peer, and the service believed the gateway.
+    assert counted == {STRANGER: 1}
