@@ -29,6 +29,7 @@ from pydantic import create_model
 from starlette.types import Receive, Scope, Send
 
 from hds_common.app import create_service_app
+from hds_common.routing import ANY_TEXT
 from hds_common.settings import SuiteSettings
 from hds_common.testing.tokens import TestIssuer
 from hds_gateway.config import Settings
@@ -141,13 +142,19 @@ ETAG = '"blob-v1"'
 # Long enough for the gateway's direct reads (at least 4 MiB), not a multiple of the piece size.
 LONG_BODY = random.Random(19455).randbytes(24 * 1024 * 1024 + 12345)
 _PIECE = 1024 * 1024
+# ``lockstep``: 5 MiB at once, then LOCKSTEP_STEPS pieces of LOCKSTEP_PIECE bytes, piece i
+# only once the gate ``lockstep-{i}`` is set.
+LOCKSTEP_HEAD = 5 * _PIECE
+LOCKSTEP_STEPS = 6
+LOCKSTEP_PIECE = 1000
 
 
 class LongBody(Response):
     """``LONG_BODY`` (or the requested range of it) with its Content-Length, sent in 1 MiB
     pieces. ``mode``: ``whole``; ``cut`` (the connection closes after half the body);
     ``stall`` (waits for ``release_slow`` after 6 MiB); ``endless`` (a Content-Length of
-    1 TiB, sent until the gateway hangs up, which sets ``stream_closed``)."""
+    1 TiB, sent until the gateway hangs up, which sets ``stream_closed``); ``lockstep``
+    (small pieces at the end, each held back until the client has what came before)."""
 
     def __init__(self, state: UpstreamState, mode: str) -> None:
         super().__init__()
@@ -164,6 +171,8 @@ class LongBody(Response):
             start, end = int(first), int(last or len(LONG_BODY) - 1)
             body, status = LONG_BODY[start : end + 1], 206
             headers.append((b"content-range", f"bytes {start}-{end}/{len(LONG_BODY)}".encode()))
+        if self._mode == "lockstep":
+            body = LONG_BODY[: LOCKSTEP_HEAD + LOCKSTEP_STEPS * LOCKSTEP_PIECE]
         length = 1 << 40 if self._mode == "endless" else len(body)
         headers.append((b"content-length", str(length).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -173,12 +182,24 @@ class LongBody(Response):
         if scope["method"] == "HEAD":
             await send({"type": "http.response.body", "body": b""})
             return
+        if self._mode == "lockstep":
+            await self._lockstep(body, send)
+            return
         for offset in range(0, len(body), _PIECE):
             if self._mode == "cut" and offset >= len(body) // 2:
                 return  # uvicorn closes the connection of an unfinished response
             if self._mode == "stall" and offset == 6 * _PIECE:
                 await self._state.release_slow.wait()
             piece = body[offset : offset + _PIECE]
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _lockstep(self, body: bytes, send: Send) -> None:
+        await send({"type": "http.response.body", "body": body[:LOCKSTEP_HEAD], "more_body": True})
+        for step in range(LOCKSTEP_STEPS):
+            await self._state.gate(f"lockstep-{step}").wait()
+            start = LOCKSTEP_HEAD + step * LOCKSTEP_PIECE
+            piece = body[start : start + LOCKSTEP_PIECE]
             await send({"type": "http.response.body", "body": piece, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
 
@@ -356,7 +377,7 @@ def stand_in(state: UpstreamState, issuer_keys: Callable[[], dict[str, Any]]) ->
             return response
 
     @router.api_route(
-        "/{path:path}",
+        f"/{{path:{ANY_TEXT}}}",  # echoes any path, line breaks included
         methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         include_in_schema=False,
     )

@@ -82,6 +82,15 @@ async def test_raw_path_and_query_pass_unchanged(
     assert seen["query"] == "item=1&item=2&q=%C3%A4%26x"
 
 
+async def test_paths_with_encoded_line_breaks_are_forwarded(
+    gateway: httpx.AsyncClient, account_token: str
+) -> None:
+    """An encoded line break in the path is the upstream's to judge, not a 404 here."""
+    response = await gateway.get("/storage/v1/objects/a%0Ab%0A", headers=bearer(account_token))
+    assert response.status_code == 200, response.text
+    assert response.json()["raw_path"] == "/storage/v1/objects/a%0Ab%0A"
+
+
 async def test_response_is_streamed_not_buffered(
     gateway: httpx.AsyncClient, upstreams: Upstreams, account_token: str
 ) -> None:

@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 from pydantic.json_schema import SkipJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+import hds_common.routing  # noqa: F401  (registers the anytext path convertor)
 from hds_dlx import service
 from hds_dlx.config import Settings
 from hds_dlx.deps import DlxSessionDep, Neighbours, NeighboursDep, SettingsDep
@@ -119,7 +120,7 @@ async def get_api_info(request: Request, settings: SettingsDep) -> ApiInfo:
 
 
 @router.get(
-    "/token/{value:path}",
+    "/token/{value:anytext}",
     response_model=TfaQuestions,
     response_model_exclude_none=True,
     summary="The questions to answer for an access code",
@@ -156,7 +157,7 @@ async def get_token(
 
 
 @answers_router.post(
-    "/tokentfa/{value:path}",
+    "/tokentfa/{value:anytext}",
     response_class=JwtResponse,
     summary="Answer the questions; get the JWT for list and downloads",
     description=(
@@ -249,7 +250,7 @@ async def get_list(
 
 
 @router.get(
-    "/download/{id:path}",
+    "/download/{id:anytext}",
     response_class=Response,
     summary="One study (IHE PDI ZIP) or report (PDF)",
     description=(

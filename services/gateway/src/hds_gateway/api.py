@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
+import hds_common.routing  # noqa: F401  (registers the anytext path convertor)
 from hds_common.errors import BadRequest
 from hds_gateway.edge import Gateway, GatewayDep
 from hds_gateway.routing import RateClass, resolve
@@ -114,4 +115,4 @@ async def proxy(request: Request) -> Response:
 
 
 # A plain Starlette route: the hot path needs none of FastAPI's parameter machinery.
-proxy_router.add_route("/{path:path}", proxy, methods=PROXY_METHODS, include_in_schema=False)
+proxy_router.add_route("/{path:anytext}", proxy, methods=PROXY_METHODS, include_in_schema=False)
