@@ -387,6 +387,9 @@ class StorageStandin:
         # concurrency and of clients that go away half-way).
         self.gate: asyncio.Event | None = None
         self.gate_after = 0
+        # Streams break off after this many bytes of one object (an upstream failing
+        # half-way: the connection closes before the announced length).
+        self.fail_after: int | None = None
         self.stream_started = asyncio.Event()
         self.streams_completed = 0
         self.streams_aborted = 0
@@ -559,6 +562,8 @@ class StorageStandin:
                 for position in range(0, len(data), _CHUNK):
                     if self.gate is not None and sent >= self.gate_after:
                         await self.gate.wait()
+                    if self.fail_after is not None and sent >= self.fail_after:
+                        raise ConnectionResetError("storage stand-in broke off the stream")
                     chunk = bytes(data[position : position + _CHUNK])
                     sent += len(chunk)
                     yield chunk

@@ -47,6 +47,15 @@ async def _until(condition: Callable[[], bool]) -> None:
             await asyncio.sleep(0.01)
 
 
+async def _read_body(client: httpx.AsyncClient, path: str, lengths: list[int]) -> None:
+    """GET ``path``: its Content-Length, then the length of every piece as it arrives."""
+    async with client.stream("GET", path) as response:
+        assert response.status_code == 200
+        lengths.append(int(response.headers["content-length"]))
+        async for chunk in response.aiter_raw():
+            lengths.append(len(chunk))
+
+
 @pytest.fixture
 def big_study(world: World) -> str:
     study = world.package.add_study(
@@ -122,3 +131,27 @@ async def test_client_going_away_mid_download_frees_the_slot_and_the_upstream(
         assert again.status_code == 200
         assert zipfile.ZipFile(io.BytesIO(again.content)).testzip() is None
         assert neighbours.slots.in_use == 0
+
+
+@pytest.mark.parametrize("stream_client", ["aiohttp", "httpx"])
+async def test_upstream_breaking_off_mid_download_cuts_the_download_short(
+    world: World, big_study: str, stream_client: str
+) -> None:
+    """Storage failing half-way through a long archive: the client gets fewer bytes than
+    announced and a closed connection (never a hang or a complete-looking file), the slot
+    is freed, and the next download is whole."""
+    storage = world.storage
+    storage.fail_after = MiB  # within the first object (2 MiB each)
+    async with served_dlx(world, stream_client) as (client, app):
+        neighbours: Neighbours = app.state.neighbours
+        lengths: list[int] = []  # announced, then each piece received
+        with pytest.raises(httpx.RemoteProtocolError):
+            await _read_body(client, f"/dlx/v1/download/{big_study}", lengths)
+        announced, received = lengths[0], sum(lengths[1:])
+        assert 0 < received < announced
+        await _until(lambda: neighbours.slots.in_use == 0)
+
+        storage.fail_after = None
+        again = await client.get(f"/dlx/v1/download/{big_study}")
+        assert again.status_code == 200
+        assert zipfile.ZipFile(io.BytesIO(again.content)).testzip() is None

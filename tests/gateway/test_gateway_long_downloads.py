@@ -15,6 +15,9 @@ import pytest
 import uvloop
 from gateway_support import (
     BLOB,
+    LOCKSTEP_HEAD,
+    LOCKSTEP_PIECE,
+    LOCKSTEP_STEPS,
     LONG_BODY,
     Upstreams,
     bearer,
@@ -24,12 +27,8 @@ from gateway_support import (
 from multidict import CIMultiDict
 from starlette.types import Message
 
-from hds_gateway.proxy import (
-    DIRECT_READ_MIN_BYTES,
-    UpstreamPool,
-    UpstreamRequest,
-    send_upstream,
-)
+from hds_common.direct_body import DIRECT_READ_MIN_BYTES
+from hds_gateway.proxy import UpstreamPool, UpstreamRequest, send_upstream
 
 MIB = 1024 * 1024
 # Long enough for a loaded machine, short enough for the stall test.
@@ -97,6 +96,35 @@ async def test_ranges_and_head_of_long_bodies(
     assert head.content == b""
     after = await long_gateway.get("/storage/v1/long/whole", headers=bearer(account_token))
     assert after.content == LONG_BODY
+
+
+async def test_small_pieces_pass_on_without_waiting_for_more(
+    long_gateway: httpx.AsyncClient, upstreams: Upstreams, account_token: str
+) -> None:
+    """The direct reads wake up for a batch of data, but never hold a piece back for one:
+    here the upstream sends each small piece only once the client has everything before
+    it, so a gateway waiting for more would never finish."""
+    storage = upstreams.states["storage"]
+    for step in range(LOCKSTEP_STEPS):  # fresh gates for each event loop's run
+        storage.gates.pop(f"lockstep-{step}", None)
+    received = bytearray()
+    released = 0
+    async with (
+        asyncio.timeout(30),
+        long_gateway.stream(
+            "GET", "/storage/v1/long/lockstep", headers=bearer(account_token)
+        ) as response,
+    ):
+        assert response.status_code == 200
+        async for chunk in response.aiter_raw():
+            received += chunk
+            if released < LOCKSTEP_STEPS and len(received) == (
+                LOCKSTEP_HEAD + released * LOCKSTEP_PIECE
+            ):
+                storage.gate(f"lockstep-{released}").set()
+                released += 1
+    assert released == LOCKSTEP_STEPS
+    assert bytes(received) == LONG_BODY[: LOCKSTEP_HEAD + LOCKSTEP_STEPS * LOCKSTEP_PIECE]
 
 
 async def test_upstream_closing_mid_body_cuts_the_download_short(

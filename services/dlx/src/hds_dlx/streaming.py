@@ -25,6 +25,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from hds_common.direct_body import DirectBody, take_over_body
 from hds_common.request_context import REQUEST_ID_HEADER, current_request_id
 from hds_common.service_auth import SERVICE_TOKEN_HEADER, mint_service_token
 
@@ -110,8 +111,17 @@ class HttpxBulkClient:
 
 
 class _AiohttpBody:
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    """Long bodies with a Content-Length (archives, most PDFs) are read straight from the
+    socket once the headers are in (:mod:`hds_common.direct_body`): a fraction of aiohttp's
+    CPU per byte."""
+
+    def __init__(
+        self, response: aiohttp.ClientResponse, *, read_size: int, read_timeout: float
+    ) -> None:
         self._response = response
+        self._read_size = read_size
+        self._read_timeout = read_timeout
+        self._direct: DirectBody | None = None
 
     @property
     def status_code(self) -> int:
@@ -121,6 +131,13 @@ class _AiohttpBody:
         return self._response.headers.get(name)
 
     async def iter_bytes(self) -> AsyncGenerator[bytes, None]:
+        self._direct = take_over_body(
+            self._response, read_size=self._read_size, read_timeout=self._read_timeout
+        )
+        if self._direct is not None:
+            async for chunk in self._direct.pieces():
+                yield chunk
+            return
         # iter_any hands over whatever has arrived (up to the read buffer) without waiting
         # to fill a fixed chunk size: measured fastest.
         async for chunk in self._response.content.iter_any():
@@ -130,6 +147,11 @@ class _AiohttpBody:
         return await self._response.read()
 
     async def aclose(self) -> None:
+        if self._direct is not None:
+            # aiohttp never saw the end of the message: the connection cannot be pooled.
+            self._direct.close()
+            self._response.close()
+            return
         # An unfinished body closes the connection instead of returning it to the pool.
         self._response.release()
 
@@ -147,6 +169,8 @@ class AiohttpBulkClient:
         buffer_bytes: int,
     ) -> None:
         self._secret = secret
+        self._read_size = buffer_bytes
+        self._read_timeout = read_timeout
         self._session = aiohttp.ClientSession(
             base_url=base_url,
             auto_decompress=False,
@@ -165,7 +189,7 @@ class AiohttpBulkClient:
         if request_id:
             request_headers[REQUEST_ID_HEADER] = request_id
         response = await self._session.get(path, params=list(params), headers=request_headers)
-        return _AiohttpBody(response)
+        return _AiohttpBody(response, read_size=self._read_size, read_timeout=self._read_timeout)
 
     async def aclose(self) -> None:
         await self._session.close()
@@ -239,6 +263,13 @@ class StreamedDownload(StreamingResponse):
             await super().__call__(scope, receive, send)
         except ClientDisconnect:
             pass  # logged below like any other download that did not finish
+        except (OSError, aiohttp.ClientError, httpx.HTTPError) as exc:
+            # Storage failed half-way: too late for an error status. Returning without the
+            # end of the body makes uvicorn close the connection, which tells the client
+            # that the download is incomplete.
+            log.warning(
+                "upstream_failed_mid_download", status=self.status_code, error=type(exc).__name__
+            )
         finally:
             await self.close()
 

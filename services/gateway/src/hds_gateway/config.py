@@ -41,9 +41,9 @@ class Settings(BaseSettings):
     # the upstream closes it.
     upstream_keepalive_seconds: float = Field(default=4.0, gt=0)
     # Read buffer per proxied response, and the largest piece read at once from an upstream
-    # for long bodies (proxy.DIRECT_READ_MIN_BYTES): memory per download stays below twice
-    # this. Larger pieces mean fewer system calls per GB, but 1 MiB already leaves them
-    # negligible (bench/bench_gateway.py).
+    # for long bodies (hds_common.direct_body): memory per download stays below twice this.
+    # Larger pieces mean fewer system calls per GB, but 1 MiB already leaves them negligible
+    # (bench/bench_gateway.py).
     proxy_buffer_bytes: int = Field(default=1 * MIB, ge=64 * 1024)
 
     # The identity service's JWKS is refetched on an unknown key id at most this often.

@@ -7,21 +7,14 @@ comes for free on both sides: uvicorn stops reading the client's socket while th
 is slower, the proxy stops reading the upstream's socket while the client is slower.
 
 Long bodies with a Content-Length (downloads of objects and archives) skip aiohttp once the
-headers are in: the proxy reads the rest from the upstream's socket itself, in pieces of up
-to ``proxy_buffer_bytes``. aiohttp copies every byte twice on its way (out of the event
-loop's read buffer, then out of the parser's view), in pieces of at most 256 kB; reading
-straight into the piece that goes to the client saves both copies and most of the per-piece
-work, about a third of the gateway's CPU per byte (bench/bench_gateway.py). The connection is
-closed afterwards instead of going back to the pool, since aiohttp's parser never saw the
-end of the message.
+headers are in: the proxy reads the rest from the upstream's socket itself
+(:mod:`hds_common.direct_body`), in pieces of up to ``proxy_buffer_bytes``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 
@@ -32,18 +25,13 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 from yarl import URL
 
+from hds_common.direct_body import DirectBody, take_over_body
 from hds_common.errors import BadGateway, BadRequest, GatewayTimeout, PayloadTooLarge
 from hds_gateway.forwarding import upstream_response_headers
 
 __all__ = ["UpstreamPool", "UpstreamRequest", "UpstreamResponse", "send_upstream"]
 
 log = structlog.get_logger("hds.gateway.proxy")
-
-# Response bodies at least this long are read from the upstream's socket directly; shorter
-# ones keep aiohttp's pooled connection, and a new connection would cost more than it saves.
-DIRECT_READ_MIN_BYTES = 4 * 1024 * 1024
-# No body, whatever the headers say.
-_BODYLESS_STATUS = frozenset({204, 304})
 
 
 class _BodyTooLarge(Exception):
@@ -245,7 +233,7 @@ class UpstreamResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: ARG002
         upstream = self._upstream
         complete = False
-        direct: _DirectBody | None = None
+        direct: DirectBody | None = None
         # uvicorn drops writes to a vanished client silently, so watch for the disconnect
         # to stop pulling from the upstream. Only once the request body is consumed: the
         # upload may still be reading ``receive``.
@@ -289,66 +277,14 @@ class UpstreamResponse(Response):
             else:
                 upstream.close()
 
-    def _direct_body(self) -> _DirectBody | None:
-        """The rest of a long Content-Length body, read from the upstream's socket with
-        aiohttp out of the way; None where aiohttp keeps reading it. Runs without awaiting
-        anything, so aiohttp cannot read on while its connection is taken over."""
-        upstream = self._upstream
-        length = upstream.content_length
-        if (
-            length is None
-            or length < DIRECT_READ_MIN_BYTES
-            or self._head
-            or upstream.status < 200
-            or upstream.status in _BODYLESS_STATUS
-            # Still uploading: aiohttp is writing to this connection.
-            or self._body is not None
-            or "Transfer-Encoding" in upstream.headers
-        ):
+    def _direct_body(self) -> DirectBody | None:
+        """The rest of a long body, read from the upstream's socket; None where aiohttp
+        keeps reading it: HEAD has no body, and while the client's upload is still being
+        forwarded aiohttp is writing to this connection."""
+        if self._head or self._body is not None:
             return None
-        connection = upstream.connection
-        if connection is None or connection.protocol is None:
-            return None
-        transport = connection.transport
-        if (
-            transport is None
-            or transport.is_closing()
-            or transport.get_extra_info("sslcontext") is not None
-        ):
-            return None
-        raw_socket = transport.get_extra_info("socket")
-        if raw_socket is None or raw_socket.fileno() < 0:
-            return None
-        # What aiohttp has read already. Emptying its buffer makes it parse any bytes it
-        # held back while its buffer was full, so read until nothing is left.
-        buffered: list[bytes] = []
-        try:
-            while piece := upstream.content.read_nowait():
-                buffered.append(piece)
-        except (aiohttp.ClientError, OSError) as exc:
-            # The upstream failed already: what arrived before, then the failure.
-            return _DirectBody(
-                buffered,
-                None,
-                remaining=0,
-                read_size=self._read_size,
-                read_timeout=self._read_timeout,
-                failure=exc,
-            )
-        remaining = length - sum(len(piece) for piece in buffered)
-        if remaining > 0:
-            # aiohttp reads no more from this connection, and its read timeout stops.
-            connection.protocol.pause_reading()
-            duplicate = socket.socket(fileno=os.dup(raw_socket.fileno()))
-            duplicate.setblocking(False)
-        else:
-            duplicate = None
-        return _DirectBody(
-            buffered,
-            duplicate,
-            remaining=remaining,
-            read_size=self._read_size,
-            read_timeout=self._read_timeout,
+        return take_over_body(
+            self._upstream, read_size=self._read_size, read_timeout=self._read_timeout
         )
 
 
@@ -367,60 +303,6 @@ async def _aiohttp_pieces(upstream: aiohttp.ClientResponse) -> AsyncGenerator[by
             yield chunk
         elif content.at_eof():
             return
-
-
-class _DirectBody:
-    """The rest of a response body read from (a duplicate of) the upstream's socket.
-
-    A duplicate, so the socket stays valid for as long as this reads it, whatever aiohttp
-    does with its own descriptor. Each read asks for up to ``read_size`` bytes: the kernel
-    copies them straight into the bytes object that goes to the client."""
-
-    def __init__(
-        self,
-        buffered: list[bytes],
-        sock: socket.socket | None,
-        *,
-        remaining: int,
-        read_size: int,
-        read_timeout: float,
-        failure: BaseException | None = None,
-    ) -> None:
-        self._buffered = buffered
-        self._failure = failure
-        self._sock = sock
-        self._remaining = remaining
-        self._read_size = read_size
-        self._read_timeout = read_timeout
-
-    async def pieces(self) -> AsyncGenerator[bytes, None]:
-        for piece in self._buffered:
-            yield piece
-        self._buffered = []
-        if self._failure is not None:
-            raise self._failure
-        sock = self._sock
-        remaining = self._remaining
-        loop = asyncio.get_running_loop()
-        while remaining > 0:
-            assert sock is not None
-            size = min(self._read_size, remaining)
-            try:
-                piece = sock.recv(size)
-            except BlockingIOError:
-                # Nothing there yet: wait, as long as aiohttp's sock_read timeout would.
-                async with asyncio.timeout(self._read_timeout):
-                    piece = await loop.sock_recv(sock, size)
-            if not piece:
-                raise aiohttp.ClientPayloadError(
-                    f"the upstream closed the connection {remaining} bytes short"
-                )
-            remaining -= len(piece)
-            yield piece
-
-    def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
 
 
 async def _watch_disconnect(receive: Receive, disconnected: asyncio.Event) -> None:
