@@ -25,6 +25,7 @@ def service_headers(auth: AuthApp) -> dict[str, str]:
     [
         ("POST", "/internal/v1/dlx-tokens"),
         ("GET", "/internal/v1/accounts/00000000-0000-4000-8000-000000000000"),
+        ("GET", "/internal/v1/accounts?email=someone@example.org"),
         ("POST", "/internal/v1/notifications"),
     ],
 )
@@ -93,6 +94,7 @@ async def test_internal_account(
         "public_key",
         "quota_bytes",
         "deletion_mode",
+        "active",
         "notifications",
         "accept_shares",
         "name",
@@ -102,6 +104,7 @@ async def test_internal_account(
     assert body["role"] == "patient"
     assert body["quota_bytes"] == 1024 * MIB
     assert body["deletion_mode"] == "automatic"
+    assert body["active"] is True
     assert body["notifications"] is True
     assert body["accept_shares"] is True
     assert body["default_code_validity_days"] is None
@@ -118,6 +121,68 @@ async def test_internal_account(
         f"/internal/v1/accounts/{uuid.uuid4()}", headers=service_headers
     )
     assert unknown.status_code == 404
+
+
+async def test_internal_account_by_email(
+    auth: AuthApp, accounts: Accounts, service_headers: dict[str, str]
+) -> None:
+    patient = await accounts.active()
+    by_id = await auth.client.get(f"/internal/v1/accounts/{patient.id}", headers=service_headers)
+
+    found = await auth.client.get(
+        "/internal/v1/accounts",
+        params={"email": f" {patient.email.upper()} "},
+        headers=service_headers,
+    )
+
+    assert found.status_code == 200, found.text
+    assert found.json() == by_id.json()
+    unknown = await auth.client.get(
+        "/internal/v1/accounts", params={"email": "nobody@example.org"}, headers=service_headers
+    )
+    assert unknown.status_code == 404
+    assert unknown.json()["type"] == "urn:hds:problem:account-not-found"
+    for params in ({}, {"email": "a\nb@example.org"}, {"email": "x" * 321}):
+        refused = await auth.client.get(
+            "/internal/v1/accounts", params=params, headers=service_headers
+        )
+        assert refused.status_code == 422, params
+        assert refused.headers["content-type"] == "application/problem+json"
+
+
+async def test_internal_account_tells_whether_it_receives_shares(
+    auth: AuthApp, accounts: Accounts, service_headers: dict[str, str]
+) -> None:
+    async def record(email: str) -> dict[str, object]:
+        response = await auth.client.get(
+            "/internal/v1/accounts", params={"email": email}, headers=service_headers
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, object] = response.json()
+        return body
+
+    registered = await accounts.register()
+    assert (await record(registered.email))["active"] is False
+    await accounts.activate(registered.email)
+    assert (await record(registered.email))["active"] is True
+
+    refusing = await accounts.active()
+    await auth.client.patch(
+        "/auth/v1/me/settings",
+        json={"accept_shares": False},
+        headers=bearer(await accounts.login(refusing)),
+    )
+    assert (await record(refusing.email))["accept_shares"] is False
+    assert (await record(refusing.email))["active"] is True
+
+    admin = await accounts.privileged(role="admin")
+    disabled = await auth.client.patch(
+        f"/auth/v1/admin/accounts/{registered.id}",
+        json={"disabled": True},
+        headers=bearer(await accounts.login(admin)),
+    )
+    assert disabled.status_code == 200
+    assert (await record(registered.email))["active"] is False
 
 
 async def test_notifications_respect_the_setting(
@@ -175,6 +240,7 @@ async def test_internal_routes_are_in_the_openapi_document(auth: AuthApp) -> Non
         "/auth/v1/jwks.json",
         "/internal/v1/dlx-tokens",
         "/internal/v1/accounts/{account_id}",
+        "/internal/v1/accounts",
         "/internal/v1/notifications",
     ):
         assert path in paths, path

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import structlog
 from storage_testkit import StorageEnv, multipart_files
+from test_storage_shares import recipient
 
 from hds_common.crypto import SEGMENT_SIZE
 from hds_common.testing.dicom import make_dicom, make_pdf, make_study
@@ -61,9 +62,18 @@ async def test_no_marker_and_no_pixel_run_at_rest(env: StorageEnv) -> None:
     )
     assert response.status_code == 201, response.text
     await env.complete(institution, package_id)
+    # Delivered to a referrer too: its share, key slot and holdings are in the dump.
+    referrer = recipient(env, role="referrer")
+    delivered = await env.client.post(
+        f"/storage/v1/packages/{package_id}/shares",
+        json={"recipient": referrer.id},
+        headers=env.auth(institution),
+    )
+    assert delivered.status_code == 201, delivered.text
     # The data is really there and readable with the key:
-    listed = (await env.client.get("/storage/v1/studies", headers=env.auth(institution))).json()
-    assert {s["patient"]["name"] for s in listed} == {name_marker}
+    for reader in (institution, referrer):
+        listed = (await env.client.get("/storage/v1/studies", headers=env.auth(reader))).json()
+        assert {s["patient"]["name"] for s in listed} == {name_marker}
 
     markers = [m.encode() for m in (name_marker, report_marker, id_marker, description_marker)]
     block = 32
@@ -71,6 +81,7 @@ async def test_no_marker_and_no_pixel_run_at_rest(env: StorageEnv) -> None:
 
     dump = await env.dump_tables()
     assert {"packages", "patients", "studies", "instances", "documents", "key_slots"} <= set(dump)
+    assert dump["shares"]
     for table, rows in dump.items():
         for row in rows:
             for value in row:

@@ -233,6 +233,8 @@ class InternalAccount(BaseModel):
     public_key: str
     quota_bytes: int
     deletion_mode: DeletionMode
+    # Activated and not disabled: only such an account can receive shares.
+    active: bool
     notifications: bool
     accept_shares: bool
     name: str | None

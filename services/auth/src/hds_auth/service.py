@@ -545,6 +545,13 @@ async def get_account_or_404(session: AsyncSession, account_id: uuid.UUID) -> Ac
     return account
 
 
+async def get_account_by_email_or_404(session: AsyncSession, email: str) -> Account:
+    account = await repository.get_account_by_email(session, normalise_email(email))
+    if account is None:
+        raise NotFound("No account with this e-mail address.", slug="account-not-found")
+    return account
+
+
 async def admin_update(
     session: AsyncSession, runtime: Runtime, account: Account, update: AdminAccountUpdate
 ) -> None:
@@ -589,6 +596,7 @@ def internal_view(runtime: Runtime, account: Account) -> InternalAccount:
             "public_key": b64e(account.public_key),
             "quota_bytes": quota_bytes(runtime, account),
             "deletion_mode": account.deletion_mode,
+            "active": account.activated_at is not None and not account.disabled,
             "notifications": account.notifications,
             "accept_shares": account.accept_shares,
             "name": account.name,

@@ -1,25 +1,32 @@
-"""An account's holdings: what it may list, download and delete.
+"""An account's holdings: what it may list, download and delete, and how items get there.
 
 Holdings are whole studies and documents. An account reaches them through its key slots;
 deleting removes the account's holding (never a single instance) and, once nobody holds
-an item any more, its rows and blobs.
+an item any more, its rows and blobs. Items come by upload (the institution), by code
+import and by share, and are counted against the receiving account's quota.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 
+import structlog
 from fastapi.responses import StreamingResponse
 from starlette.datastructures import Headers
 
+from hds_common.db import utcnow
 from hds_common.errors import NotFound
 from hds_storage.access import KeyHolder, KeyRing
-from hds_storage.collector import ItemRef, delete_blobs, remove_unheld_item
+from hds_storage.collector import ItemRef, collect_items, delete_blobs, remove_unheld_item
 from hds_storage.delivery import archive_response, object_response
+from hds_storage.identity import AccountInfo
 from hds_storage.index import IndexReader
-from hds_storage.models import Document, Holding, Instance
-from hds_storage.quota import release_holding
+from hds_storage.keys import seal_slot
+from hds_storage.models import Document, Holding, Instance, KeySlot
+from hds_storage.quota import Room, make_room, release_holding
 from hds_storage.repository import StorageRepository
 from hds_storage.schemas import (
     DocumentPublic,
@@ -30,7 +37,9 @@ from hds_storage.schemas import (
 )
 from hds_storage.state import StorageState
 
-__all__ = ["HoldingsService"]
+__all__ = ["HoldingsService", "add_items", "collect_evicted", "delete_item"]
+
+log = structlog.get_logger("hds.storage.holdings")
 
 
 def _added_at(holdings: list[Holding]) -> dict[str, dt.datetime]:
@@ -171,3 +180,63 @@ async def delete_item(state: StorageState, account_id: str, item_id: str, kind: 
         await repo.add_usage(account_id, -size)
         keys = await remove_unheld_item(repo, ItemRef(holding.package_id, kind, item_id))
     await delete_blobs(state.store, keys)
+
+
+async def add_items(
+    repo: StorageRepository,
+    account: AccountInfo,
+    public_key: bytes,
+    *,
+    package_id: str,
+    package_key: bytes,
+    items: Sequence[tuple[str, str]],
+    share_id: str | None = None,
+) -> tuple[int, Room]:
+    """Inside a transaction holding the package lock: put the ``(kind, item id)`` items
+    the account does not hold yet into its holdings (as given by ``share_id``, if any),
+    within its quota (automatic mode evicts its oldest studies, manual mode answers 507),
+    and give it a key slot on the package if it has none. Returns the bytes newly
+    counted and the room made (evicted items are collected after commit)."""
+    now = utcnow()
+    held = {h.item_id for h in await repo.holdings_in_package(account.id, package_id)}
+    new = [
+        Holding(
+            id=str(uuid.uuid4()),
+            account_id=account.id,
+            package_id=package_id,
+            item_kind=kind,
+            item_id=item_id,
+            share_id=share_id,
+            created_at=now,
+        )
+        for kind, item_id in items
+        if item_id not in held
+    ]
+    added = sum((await repo.item_sizes(new)).values())
+    room = await make_room(repo, account, need=added, keep_package=package_id)
+    if await repo.slot(package_id, account.id) is None:
+        repo.add(
+            KeySlot(
+                id=str(uuid.uuid4()),
+                package_id=package_id,
+                account_id=account.id,
+                sealed_key=seal_slot(public_key, package_id, package_key),
+                created_at=now,
+            )
+        )
+    for holding in new:
+        repo.add(holding)
+    await repo.flush()
+    await repo.add_usage(account.id, added)
+    return added, room
+
+
+async def collect_evicted(state: StorageState, room: Room) -> None:
+    """After the commit that added items: remove what automatic deletion evicted to make
+    room, if nobody else holds it."""
+    if not room.evicted:
+        return
+    try:
+        await collect_items(state.session_maker, state.store, room.evicted)
+    except Exception as exc:  # the items are added; maintenance collects the rest later
+        log.warning("evicted_items_not_collected", error=f"{type(exc).__name__}: {exc}")

@@ -1,9 +1,10 @@
 """What storage needs to know about an account, asked from the identity service.
 
-``GET {auth}/internal/v1/accounts/{id}`` gives the quota, the deletion mode and the
-account's X25519 public key. Storage keeps no copy: quota and deletion mode can change
-at any time, and an upload or import without an answer is refused with 503
-(``identity-unavailable``) rather than guessed against a default.
+``GET {auth}/internal/v1/accounts/{id}`` (or ``?email=``) gives the quota, the deletion
+mode, the account's X25519 public key and whether it can receive shares. Storage keeps no
+copy: quota and deletion mode can change at any time, and an upload or import without an
+answer is refused with 503 (``identity-unavailable``) rather than guessed against a
+default. Notification mails go out through ``POST {auth}/internal/v1/notifications``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Literal
 from urllib.parse import quote
 
 import httpx
+import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hds_common.crypto import X25519_KEY_SIZE, b64d
@@ -19,6 +21,8 @@ from hds_common.errors import NotFound
 from hds_storage.errors import identity_unavailable
 
 __all__ = ["AccountInfo", "IdentityClient"]
+
+log = structlog.get_logger("hds.storage.identity")
 
 
 class AccountInfo(BaseModel):
@@ -29,6 +33,9 @@ class AccountInfo(BaseModel):
     public_key: str | None = None
     quota_bytes: int
     deletion_mode: Literal["automatic", "manual"] = "manual"
+    # Shares go only to activated, enabled accounts that accept them; unsaid means no.
+    active: bool = False
+    accept_shares: bool = False
 
     def public_key_bytes(self) -> bytes | None:
         if not self.public_key:
@@ -45,11 +52,17 @@ class IdentityClient:
         self._client = client
 
     async def account(self, account_id: str) -> AccountInfo:
+        return await self._lookup(f"/internal/v1/accounts/{quote(account_id, safe='')}")
+
+    async def account_by_email(self, email: str) -> AccountInfo:
+        return await self._lookup("/internal/v1/accounts", params={"email": email})
+
+    async def _lookup(self, path: str, params: dict[str, str] | None = None) -> AccountInfo:
         try:
-            response = await self._client.get(f"/internal/v1/accounts/{quote(account_id, safe='')}")
+            response = await self._client.get(path, params=params)
         except httpx.HTTPError as exc:
             raise identity_unavailable(type(exc).__name__) from None
-        # 422: the identity service refuses the id's form (account ids are UUIDs).
+        # 422: the identity service refuses the id's or address's form (ids are UUIDs).
         if response.status_code in (404, 422):
             raise NotFound("unknown account", slug="account-not-found")
         if response.status_code != 200:
@@ -58,3 +71,17 @@ class IdentityClient:
             return AccountInfo.model_validate_json(response.content)
         except ValidationError:
             raise identity_unavailable("malformed account record") from None
+
+    async def notify(self, account_id: str, *, subject: str, text: str) -> None:
+        """Mail the account (if it wants notifications). Best effort: a mail that cannot
+        go out is logged, never an error of the request that caused it."""
+        try:
+            response = await self._client.post(
+                "/internal/v1/notifications",
+                json={"account_id": account_id, "subject": subject, "text": text},
+            )
+        except httpx.HTTPError as exc:
+            log.warning("notification_failed", account_id=account_id, error=type(exc).__name__)
+            return
+        if response.status_code != 202:
+            log.warning("notification_failed", account_id=account_id, status=response.status_code)

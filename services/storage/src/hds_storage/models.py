@@ -145,6 +145,27 @@ class Document(Base):
     created_at: Mapped[dt.datetime] = _timestamp()
 
 
+class Share(Base):
+    """An item (a study or a document) or a whole package one account gave another.
+
+    A package share (an institution's delivery) names the package itself as its item.
+    The recipient's copy is its holding; the share row records who gave it, so the
+    sharer can list and revoke it."""
+
+    __tablename__ = "shares"
+    __table_args__ = (UniqueConstraint("from_account_id", "to_account_id", "item_id"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    package_id: Mapped[str] = mapped_column(
+        ForeignKey("packages.id", ondelete="CASCADE"), index=True
+    )
+    item_kind: Mapped[str] = mapped_column(String(16))  # "study" | "document" | "package"
+    item_id: Mapped[str] = mapped_column(ID)
+    from_account_id: Mapped[str] = mapped_column(ACCOUNT_ID)
+    to_account_id: Mapped[str] = mapped_column(ACCOUNT_ID, index=True)
+    created_at: Mapped[dt.datetime] = _timestamp()
+
+
 class Holding(Base):
     """An item (a whole study or a document) in an account's holdings; what quota counts."""
 
@@ -159,6 +180,11 @@ class Holding(Base):
     package_id: Mapped[str] = mapped_column(ForeignKey("packages.id", ondelete="CASCADE"))
     item_kind: Mapped[str] = mapped_column(String(16))  # "study" | "document"
     item_id: Mapped[str] = mapped_column(ID, index=True)
+    # The share this holding came with; revoking that share removes it. Null when the
+    # account got the item itself (upload, code import): no sharer can take that away.
+    share_id: Mapped[str | None] = mapped_column(
+        ForeignKey("shares.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[dt.datetime] = _timestamp()
 
 

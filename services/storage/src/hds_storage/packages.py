@@ -14,7 +14,6 @@ import math
 import uuid
 from collections.abc import Sequence
 
-import structlog
 from fastapi.responses import StreamingResponse
 from starlette.datastructures import Headers
 
@@ -22,13 +21,12 @@ from hds_common.crypto import b64e, generate_package_key
 from hds_common.db import utcnow
 from hds_common.errors import Conflict, Forbidden, NotFound, UnprocessableContent
 from hds_storage.access import GrantKeys, KeyHolder, KeyRing, load_package, package_key_from_grant
-from hds_storage.collector import collect_items
 from hds_storage.delivery import archive_response, object_response
 from hds_storage.errors import PackageIncomplete
+from hds_storage.holdings import add_items, collect_evicted
 from hds_storage.index import IndexReader, as_utc
 from hds_storage.keys import MetaCipher, open_user_grant, seal_slot, user_public_key
-from hds_storage.models import Document, Holding, KeySlot, Package, Study
-from hds_storage.quota import make_room
+from hds_storage.models import Document, KeySlot, Package, Study
 from hds_storage.repository import StorageRepository
 from hds_storage.schemas import (
     DataItem,
@@ -42,8 +40,6 @@ from hds_storage.schemas import (
 from hds_storage.state import StorageState
 
 __all__ = ["PackageService", "import_slot"]
-
-log = structlog.get_logger("hds.storage.packages")
 
 
 class PackageService:
@@ -250,53 +246,24 @@ async def import_slot(state: StorageState, package_id: str, body: SlotImport) ->
         raise UnprocessableContent(
             "the account has no key pair to seal the package key to", slug="account-without-key"
         )
-    now = utcnow()
     async with state.session_maker() as session, session.begin():
         repo = StorageRepository(session)
         if await repo.lock_package(package_id) is None:
             raise NotFound("no such package", slug="package-not-found")
         studies = await repo.studies_of_package(package_id)
         documents = await repo.documents_of_package(package_id)
-        held = {h.item_id for h in await repo.holdings_in_package(account.id, package_id)}
-        new: list[Holding] = [
-            Holding(
-                id=str(uuid.uuid4()),
-                account_id=account.id,
-                package_id=package_id,
-                item_kind=kind,
-                item_id=item_id,
-                created_at=now,
-            )
-            for kind, item_id in [("study", s.id) for s in studies]
-            + [("document", d.id) for d in documents]
-            if item_id not in held
-        ]
-        totals = await repo.study_totals(s.id for s in studies)
-        sizes = {s.id: totals.get(s.id, (0, 0))[1] for s in studies} | {
-            d.id: d.size for d in documents
-        }
-        added = sum(sizes[h.item_id] for h in new)
-        room = await make_room(repo, account, need=added, keep_package=package_id)
-        if await repo.slot(package_id, account.id) is None:
-            repo.add(
-                KeySlot(
-                    id=str(uuid.uuid4()),
-                    package_id=package_id,
-                    account_id=account.id,
-                    sealed_key=seal_slot(public_key, package_id, package_key),
-                    created_at=now,
-                )
-            )
-        for holding in new:
-            repo.add(holding)
-        await repo.flush()
-        await repo.add_usage(account.id, added)
-        await repo.flush()
-    if room.evicted:
-        try:
-            await collect_items(state.session_maker, state.store, room.evicted)
-        except Exception as exc:  # the import is done; maintenance collects the rest later
-            log.warning("evicted_items_not_collected", error=f"{type(exc).__name__}: {exc}")
+        added, room = await add_items(
+            repo,
+            account,
+            public_key,
+            package_id=package_id,
+            package_key=package_key,
+            items=[("study", s.id) for s in studies] + [("document", d.id) for d in documents],
+        )
+        # Items someone shared with the account are now its own: revoking that share
+        # no longer removes them.
+        await repo.claim_holdings(account.id, package_id)
+    await collect_evicted(state, room)
     return SlotImported(
         package_id=package_id, studies=len(studies), documents=len(documents), bytes=added
     )

@@ -36,17 +36,20 @@ class Room:
 async def release_holding(
     repo: StorageRepository, holding: Holding, *, institution_id: str
 ) -> None:
-    """Remove one holding; drop the account's key slot once it holds nothing more of the
-    package (the publishing institution keeps its slot: it reissues codes with it)."""
+    """Remove one holding and the shares that gave the account this item; once it holds
+    nothing more of the package, also the package's shares to it and its key slot (the
+    publishing institution keeps its slot: it reissues codes with it)."""
     await repo.delete_holding(holding.id)
-    if holding.account_id == institution_id:
-        return
+    await repo.delete_shares_to(holding.account_id, holding.item_id)
     remaining = [
         h
         for h in await repo.holdings_in_package(holding.account_id, holding.package_id)
         if h.id != holding.id
     ]
-    if not remaining:
+    if remaining:
+        return
+    await repo.delete_shares_to(holding.account_id, holding.package_id)
+    if holding.account_id != institution_id:
         await repo.delete_slot(holding.package_id, holding.account_id)
 
 

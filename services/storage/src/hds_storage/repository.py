@@ -26,6 +26,7 @@ from hds_storage.models import (
     Package,
     Patient,
     Series,
+    Share,
     Study,
     UploadBatch,
 )
@@ -357,6 +358,92 @@ class StorageRepository:
         for document in await self.documents(document_ids):
             sizes[document.id] = document.size
         return {h.item_id: sizes.get(h.item_id, 0) for h in holdings}
+
+    async def holdings_of_share(self, share_id: str) -> list[Holding]:
+        result = await self.session.scalars(select(Holding).where(Holding.share_id == share_id))
+        return list(result)
+
+    async def set_holding_share(self, holding_id: str, share_id: str | None) -> None:
+        await self.session.execute(
+            update(Holding)
+            .where(Holding.id == holding_id)
+            .values(share_id=share_id)
+            .execution_options(**_NO_SYNC)
+        )
+
+    async def claim_holdings(self, account_id: str, package_id: str) -> None:
+        """The account now holds the package's items by its own right (a code import):
+        no sharer's revocation removes them any more."""
+        await self.session.execute(
+            update(Holding)
+            .where(
+                Holding.account_id == account_id,
+                Holding.package_id == package_id,
+                Holding.share_id.is_not(None),
+            )
+            .values(share_id=None)
+            .execution_options(**_NO_SYNC)
+        )
+
+    # -- shares --------------------------------------------------------------------------
+
+    async def share(self, share_id: str) -> Share | None:
+        return await self.session.get(Share, share_id, populate_existing=True)
+
+    async def share_between(
+        self, from_account_id: str, to_account_id: str, item_id: str
+    ) -> Share | None:
+        return await self.session.scalar(
+            select(Share).where(
+                Share.from_account_id == from_account_id,
+                Share.to_account_id == to_account_id,
+                Share.item_id == item_id,
+            )
+        )
+
+    async def shares_from(self, account_id: str) -> list[Share]:
+        result = await self.session.scalars(
+            select(Share)
+            .where(Share.from_account_id == account_id)
+            .order_by(Share.created_at, Share.id)
+        )
+        return list(result)
+
+    async def shares_to(self, account_id: str) -> list[Share]:
+        result = await self.session.scalars(
+            select(Share)
+            .where(Share.to_account_id == account_id)
+            .order_by(Share.created_at, Share.id)
+        )
+        return list(result)
+
+    async def covering_share(self, holding: Holding, *, besides: str) -> Share | None:
+        """Another share that gives the holding's account its item: one of the item
+        itself, or of its whole package (whose item id is the package id)."""
+        return await self.session.scalar(
+            select(Share)
+            .where(
+                Share.to_account_id == holding.account_id,
+                Share.item_id.in_([holding.item_id, holding.package_id]),
+                Share.id != besides,
+            )
+            .order_by(Share.created_at, Share.id)
+            .limit(1)
+        )
+
+    async def delete_share(self, share_id: str) -> None:
+        await self.session.execute(
+            delete(Share).where(Share.id == share_id).execution_options(**_NO_SYNC)
+        )
+
+    async def delete_shares_to(self, account_id: str, item_id: str) -> None:
+        """Shares of ``item_id`` (an item, or a package for whole-package shares) to the
+        account."""
+        await self.session.execute(
+            delete(Share)
+            .where(Share.to_account_id == account_id, Share.item_id == item_id)
+            .execution_options(**_NO_SYNC)
+        )
 
     # -- usage and upload batches -----------------------------------------------------------
 

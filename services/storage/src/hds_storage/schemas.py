@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 # Ids in paths are looked up in the database (PostgreSQL text cannot hold NUL) and sent
 # to the identity service in URL paths: no control characters.
@@ -13,6 +13,7 @@ ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
 ID_MAX_LENGTH = 64
 
 ItemKind = Literal["study", "document"]
+ShareKind = Literal["study", "document", "package"]
 PackageState = Literal["open", "complete"]
 
 
@@ -137,6 +138,35 @@ class UsagePublic(BaseModel):
     reserved_bytes: int
     quota_bytes: int
     deletion_mode: Literal["automatic", "manual"]
+
+
+# -- shares ---------------------------------------------------------------------------------
+
+
+class ShareRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    recipient: str = Field(
+        min_length=1,
+        max_length=320,
+        pattern=ID_PATTERN,
+        description="E-mail address or account id of the account to share with",
+    )
+
+
+class SharePublic(BaseModel):
+    id: str
+    package_id: str
+    item_kind: ShareKind = Field(description="package: an institution's whole delivery")
+    item_id: str = Field(description="The study or document; the package id for a package")
+    from_account_id: str = Field(description="The sharer")
+    to_account_id: str = Field(description="The recipient")
+    created_at: dt.datetime
+
+
+class SharesPublic(BaseModel):
+    outgoing: list[SharePublic] = Field(description="Shares the account gave, oldest first")
+    incoming: list[SharePublic] = Field(description="Shares the account received")
 
 
 # -- internal -------------------------------------------------------------------------------

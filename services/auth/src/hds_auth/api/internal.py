@@ -4,8 +4,9 @@ gateway."""
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Query, status
 
 from hds_auth import service
 from hds_auth.config import Settings
@@ -17,6 +18,7 @@ from hds_auth.schemas import (
     InternalAccount,
     NotificationRequest,
     NotificationResult,
+    SingleLine,
 )
 from hds_common.errors import UnprocessableContent
 from hds_common.service_auth import require_service
@@ -47,6 +49,15 @@ def build_router(settings: Settings) -> APIRouter:
         account_id: uuid.UUID, session: SessionDep, runtime: RuntimeDep
     ) -> InternalAccount:
         found = await service.get_account_or_404(session, account_id)
+        return service.internal_view(runtime, found)
+
+    @router.get("/internal/v1/accounts", summary="An account by e-mail address")
+    async def account_by_email(
+        email: Annotated[SingleLine, Query(min_length=3, max_length=320)],
+        session: SessionDep,
+        runtime: RuntimeDep,
+    ) -> InternalAccount:
+        found = await service.get_account_by_email_or_404(session, email)
         return service.internal_view(runtime, found)
 
     @router.post(

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel
 from python_multipart.multipart import parse_options_header
 from starlette.requests import ClientDisconnect
 
@@ -24,10 +25,14 @@ from hds_storage.schemas import (
     InstancesUploaded,
     PackagePublic,
     PatientHoldings,
+    SharePublic,
+    ShareRequest,
+    SharesPublic,
     StudyDetail,
     StudyPublic,
     UsagePublic,
 )
+from hds_storage.shares import ShareService
 
 router = APIRouter(prefix="/storage/v1")
 
@@ -68,6 +73,16 @@ _DOCUMENTS_BODY: dict[str, Any] = {
         },
     }
 }
+_SHARE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Shared with this recipient before: the existing share"},
+    400: {"description": "share-with-self"},
+    404: {
+        "description": "recipient-not-found: unknown, inactive or not accepting shares "
+        "(one answer for all three)"
+    },
+    409: {"description": "package-incomplete: the package is still being published"},
+    507: {"description": "Does not fit the recipient's quota (manual deletion mode)"},
+}
 _STREAM: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/octet-stream": _BINARY}},
     206: {"description": "Partial content (Range)"},
@@ -99,7 +114,7 @@ async def _one(part: Part) -> AsyncIterator[Part]:
     yield part
 
 
-def _json(model: InstancesUploaded | DocumentsUploaded, created: bool) -> JSONResponse:
+def _json(model: BaseModel, created: bool) -> JSONResponse:
     return JSONResponse(model.model_dump(mode="json"), status_code=201 if created else 200)
 
 
@@ -308,3 +323,69 @@ async def get_object(
 @router.get("/usage", tags=["holdings"], summary="Quota and usage of the account")
 async def usage(holder: PrincipalDep, state: StateDep, session: SessionDep) -> UsagePublic:
     return await HoldingsService(state, StorageRepository(session)).usage(holder.account_id)
+
+
+# -- shares -----------------------------------------------------------------------------------
+
+
+@router.post(
+    "/studies/{study_id}/shares",
+    tags=["shares"],
+    summary="Share a study with another account (by e-mail address or account id)",
+    response_model=SharePublic,
+    status_code=201,
+    responses=_SHARE_RESPONSES,
+)
+async def share_study(
+    study_id: PathId, body: ShareRequest, holder: KeyHolderDep, state: StateDep
+) -> JSONResponse:
+    share, created = await ShareService(state).share_item(holder, "study", study_id, body.recipient)
+    return _json(share, created)
+
+
+@router.post(
+    "/documents/{document_id}/shares",
+    tags=["shares"],
+    summary="Share a document with another account (by e-mail address or account id)",
+    response_model=SharePublic,
+    status_code=201,
+    responses=_SHARE_RESPONSES,
+)
+async def share_document(
+    document_id: PathId, body: ShareRequest, holder: KeyHolderDep, state: StateDep
+) -> JSONResponse:
+    share, created = await ShareService(state).share_item(
+        holder, "document", document_id, body.recipient
+    )
+    return _json(share, created)
+
+
+@router.post(
+    "/packages/{package_id}/shares",
+    tags=["shares"],
+    summary="Deliver a complete package to an account, e.g. a referrer (its institution)",
+    response_model=SharePublic,
+    status_code=201,
+    responses=_SHARE_RESPONSES,
+)
+async def share_package(
+    package_id: PathId, body: ShareRequest, holder: InstitutionDep, state: StateDep
+) -> JSONResponse:
+    share, created = await ShareService(state).share_package(holder, package_id, body.recipient)
+    return _json(share, created)
+
+
+@router.get("/shares", tags=["shares"], summary="Shares the account gave and received")
+async def list_shares(principal: PrincipalDep, state: StateDep) -> SharesPublic:
+    return await ShareService(state).shares(principal.account_id)
+
+
+@router.delete(
+    "/shares/{share_id}",
+    tags=["shares"],
+    status_code=204,
+    summary="End a share (sharer or recipient): the recipient loses what came with it",
+)
+async def revoke_share(share_id: PathId, principal: PrincipalDep, state: StateDep) -> Response:
+    await ShareService(state).revoke(principal.account_id, share_id)
+    return Response(status_code=204)

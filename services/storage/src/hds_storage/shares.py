@@ -1,0 +1,223 @@
+"""Shares: an account gives another account a study or a document it holds; an
+institution delivers a whole published package (to a referrer, or any account).
+
+No key leaves storage: the package key is opened with the sharer's grant (its key slot)
+and sealed to the recipient's public key, a key slot like an import's. The recipient gets
+the items in its holdings, counted against its own quota under its own deletion mode,
+exactly like an import. An unknown recipient, an inactive one and one that does not
+accept shares get one and the same 404 ``recipient-not-found``, so sharing cannot tell
+anyone which addresses have an account.
+
+Revoking (by the sharer, or by the recipient) removes the recipient's holdings that came
+with the share, unless another share still gives them; what the recipient got by itself
+(a code import) is never taken away.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from hds_common.db import utcnow
+from hds_common.errors import BadRequest, NotFound
+from hds_storage.access import KeyHolder, KeyRing
+from hds_storage.collector import ItemRef, delete_blobs, remove_unheld_item
+from hds_storage.holdings import add_items, collect_evicted
+from hds_storage.identity import AccountInfo
+from hds_storage.index import as_utc
+from hds_storage.models import Holding, Share
+from hds_storage.packages import PackageService
+from hds_storage.quota import release_holding
+from hds_storage.repository import StorageRepository
+from hds_storage.schemas import ItemKind, ShareKind, SharePublic, SharesPublic
+from hds_storage.state import StorageState
+
+__all__ = ["ShareService"]
+
+# The mail says that something arrived, never what: no patient data leaves storage.
+_MAIL_SUBJECT = "Something was shared with you"
+_MAIL_TEXT: dict[ShareKind, str] = {
+    "study": "Another account shared a study with you. Log in to find it among your studies.",
+    "document": "Another account shared a document with you. Log in to find it among "
+    "your documents.",
+    "package": "An institution delivered results to you. Log in to find them among your "
+    "studies and documents.",
+}
+
+
+def _recipient_not_found() -> NotFound:
+    return NotFound(
+        "no account with this address or id receives shares", slug="recipient-not-found"
+    )
+
+
+def _not_held(kind: str) -> NotFound:
+    return NotFound(f"no such {kind} in your holdings", slug=f"{kind}-not-found")
+
+
+def _share_out(share: Share) -> SharePublic:
+    return SharePublic.model_validate(
+        {
+            "id": share.id,
+            "package_id": share.package_id,
+            "item_kind": share.item_kind,
+            "item_id": share.item_id,
+            "from_account_id": share.from_account_id,
+            "to_account_id": share.to_account_id,
+            "created_at": as_utc(share.created_at),
+        }
+    )
+
+
+@dataclass(frozen=True)
+class _Offer:
+    """What a sharer gives: an item, or a whole package (whose item id is its own id)."""
+
+    package_id: str
+    package_key: bytes = field(repr=False)
+    kind: ShareKind
+    item_id: str
+
+
+class ShareService:
+    def __init__(self, state: StorageState) -> None:
+        self.state = state
+
+    async def share_item(
+        self, holder: KeyHolder, kind: ItemKind, item_id: str, recipient: str
+    ) -> tuple[SharePublic, bool]:
+        """Share a study or document the caller holds; True when the share is new."""
+        async with self.state.session_maker() as session:
+            repo = StorageRepository(session)
+            holding = await repo.holding(holder.account_id, item_id)
+            if holding is None or holding.item_kind != kind:
+                raise _not_held(kind)
+            package = await PackageService(self.state, repo).require_complete(holding.package_id)
+            package_key = await KeyRing(repo, holder).key(package.id)
+            await session.commit()
+        return await self._give(holder, _Offer(package.id, package_key, kind, item_id), recipient)
+
+    async def share_package(
+        self, holder: KeyHolder, package_id: str, recipient: str
+    ) -> tuple[SharePublic, bool]:
+        """Deliver a complete package of the calling institution; True when new."""
+        async with self.state.session_maker() as session:
+            repo = StorageRepository(session)
+            package = await repo.package(package_id)
+            if package is None or package.institution_id != holder.account_id:
+                raise NotFound("no such package", slug="package-not-found")
+            await PackageService(self.state, repo).require_complete(package.id)
+            # The institution's own key slot, kept for as long as the package exists.
+            package_key = await KeyRing(repo, holder).key(package.id)
+            await session.commit()
+        offer = _Offer(package.id, package_key, "package", package.id)
+        return await self._give(holder, offer, recipient)
+
+    async def _recipient(self, sharer_id: str, recipient: str) -> tuple[AccountInfo, bytes]:
+        identity = self.state.identity
+        try:
+            if "@" in recipient:
+                account = await identity.account_by_email(recipient)
+            else:
+                account = await identity.account(str(uuid.UUID(recipient)))
+        except (NotFound, ValueError):
+            raise _recipient_not_found() from None
+        if account.id == sharer_id:
+            raise BadRequest("you cannot share with yourself", slug="share-with-self")
+        public_key = account.public_key_bytes()
+        if not account.active or not account.accept_shares or public_key is None:
+            raise _recipient_not_found()
+        return account, public_key
+
+    async def _offered_items(
+        self, repo: StorageRepository, sharer_id: str, offer: _Offer
+    ) -> list[tuple[str, str]]:
+        """The ``(kind, item id)`` pairs of the offer, read under the package lock."""
+        if offer.kind == "package":
+            items = [("study", s.id) for s in await repo.studies_of_package(offer.package_id)]
+            items += [("document", d.id) for d in await repo.documents_of_package(offer.package_id)]
+            if not items:
+                raise NotFound("the package holds no items", slug="item-not-found")
+            return items
+        # The sharer may have deleted the item since it was checked.
+        if await repo.holding(sharer_id, offer.item_id) is None:
+            raise _not_held(offer.kind)
+        return [(offer.kind, offer.item_id)]
+
+    async def _give(
+        self, holder: KeyHolder, offer: _Offer, recipient_text: str
+    ) -> tuple[SharePublic, bool]:
+        recipient, public_key = await self._recipient(holder.account_id, recipient_text)
+        async with self.state.session_maker() as session, session.begin():
+            repo = StorageRepository(session)
+            if await repo.lock_package(offer.package_id) is None:
+                raise NotFound("no such package", slug="package-not-found")
+            items = await self._offered_items(repo, holder.account_id, offer)
+            existing = await repo.share_between(holder.account_id, recipient.id, offer.item_id)
+            if existing is not None:
+                return _share_out(existing), False
+            share = Share(
+                id=str(uuid.uuid4()),
+                package_id=offer.package_id,
+                item_kind=offer.kind,
+                item_id=offer.item_id,
+                from_account_id=holder.account_id,
+                to_account_id=recipient.id,
+                created_at=utcnow(),
+            )
+            repo.add(share)
+            await repo.flush()
+            _, room = await add_items(
+                repo,
+                recipient,
+                public_key,
+                package_id=offer.package_id,
+                package_key=offer.package_key,
+                items=items,
+                share_id=share.id,
+            )
+        await collect_evicted(self.state, room)
+        await self.state.identity.notify(
+            recipient.id, subject=_MAIL_SUBJECT, text=_MAIL_TEXT[offer.kind]
+        )
+        return _share_out(share), True
+
+    async def shares(self, account_id: str) -> SharesPublic:
+        async with self.state.session_maker() as session:
+            repo = StorageRepository(session)
+            return SharesPublic(
+                outgoing=[_share_out(s) for s in await repo.shares_from(account_id)],
+                incoming=[_share_out(s) for s in await repo.shares_to(account_id)],
+            )
+
+    async def revoke(self, account_id: str, share_id: str) -> None:
+        """End a share (the sharer or the recipient): the recipient loses the holdings
+        that came with it and no other share gives it, and their quota."""
+        async with self.state.session_maker() as session, session.begin():
+            repo = StorageRepository(session)
+            share = await repo.share(share_id)
+            if share is None or account_id not in (share.from_account_id, share.to_account_id):
+                raise NotFound("no such share", slug="share-not-found")
+            package = await repo.lock_package(share.package_id)
+            await repo.lock_usage(share.to_account_id)
+            # Re-read under the locks: a concurrent revoke or delete may have won.
+            share = await repo.share(share_id)
+            if share is None or package is None:
+                raise NotFound("no such share", slug="share-not-found")
+            released: list[Holding] = []
+            for holding in await repo.holdings_of_share(share.id):
+                other = await repo.covering_share(holding, besides=share.id)
+                if other is None:
+                    released.append(holding)
+                else:
+                    await repo.set_holding_share(holding.id, other.id)
+            sizes = await repo.item_sizes(released)
+            await repo.delete_share(share.id)
+            for holding in released:
+                await release_holding(repo, holding, institution_id=package.institution_id)
+            await repo.add_usage(share.to_account_id, -sum(sizes.values()))
+            keys: list[str] = []
+            for holding in released:
+                item = ItemRef(holding.package_id, holding.item_kind, holding.item_id)
+                keys += await remove_unheld_item(repo, item)
+        await delete_blobs(self.state.store, keys)
