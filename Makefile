@@ -13,7 +13,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 
-.PHONY: help install run test lint format bench tools postgres redis clean
+.PHONY: help install run test lint format bench bench-tools tools postgres redis clean
 
 help:
 	@echo "make run    start every service on the embedded default (SQLite, ./var)"
@@ -37,6 +37,12 @@ run: install
 # dciodvfy (Debian's dicom3tools) validates the DICOMDIR of every downloaded ZIP.
 tools:
 	@command -v dciodvfy >/dev/null || { apt-get update -qq && apt-get install -y -qq dicom3tools >/dev/null; }
+
+# nginx (Debian's nginx-light) is bench_gateway.py's reference hop; never started as a
+# system service (RUNLEVEL=1 keeps the package from starting it).
+bench-tools:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { apt-get update -qq && \
+		RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }
 
 # PostgreSQL and Redis are part of the machine; start them if they are down.
 postgres:
@@ -65,7 +71,7 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: install tools postgres redis
+bench: install tools bench-tools postgres redis
 	@for script in bench/bench_*.py; do \
 		echo "== $$script"; $(VENV)/bin/python $$script || exit 1; done
 
