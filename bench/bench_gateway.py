@@ -756,22 +756,10 @@ def nginx_proxy(work: Path, upstream_port: int) -> Iterator[tuple[int, psutil.Pr
     port = free_port()
     config = work / "nginx.conf"
     config.write_text(NGINX_CONFIG.format(work=work, upstream_port=upstream_port, port=port))
-    process = subprocess.Popen(
-        [nginx, "-c", str(config), "-p", str(work), "-e", str(work / "nginx-error.log")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        # nginx has no /healthz of its own: the upstream's answers through it.
-        wait_until_up(port, process)
-        yield port, psutil.Process(process.pid)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    command = [nginx, "-c", str(config), "-p", str(work), "-e", str(work / "nginx-error.log")]
+    # nginx has no /healthz of its own: started() waits for the upstream's, through it.
+    with started(command, port, dict(os.environ)) as process:
+        yield port, process
 
 
 def parse_args() -> argparse.Namespace:

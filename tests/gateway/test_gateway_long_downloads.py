@@ -101,9 +101,9 @@ async def test_ranges_and_head_of_long_bodies(
 async def test_small_pieces_pass_on_without_waiting_for_more(
     long_gateway: httpx.AsyncClient, upstreams: Upstreams, account_token: str
 ) -> None:
-    """The direct reads wake up for a batch of data, but never hold a piece back for one:
-    here the upstream sends each small piece only once the client has everything before
-    it, so a gateway waiting for more would never finish."""
+    """The direct reads never hold a piece back to wait for more: here the upstream sends
+    each small piece only once the client has everything before it, so a gateway that
+    waited for more would never finish."""
     storage = upstreams.states["storage"]
     for step in range(LOCKSTEP_STEPS):  # fresh gates for each event loop's run
         storage.gates.pop(f"lockstep-{step}", None)

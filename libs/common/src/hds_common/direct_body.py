@@ -10,12 +10,11 @@ a third of a relaying process's CPU per byte (bench/bench_gateway.py). The conne
 closed afterwards instead of going back to aiohttp's pool, since aiohttp's parser never
 saw the end of the message.
 
-An upstream is usually slower than the process relaying it (storage decrypts what it
-sends), so the relay mostly waits for data. Woken for every segment, it would pay one
-event-loop round trip per 64-256 kB; the direct reads ask the kernel (``SO_RCVLOWAT``) to
-wake them once ``WAKE_BATCH_BYTES`` have arrived, and take any amount after
-``WAKE_BATCH_SECONDS``, so that a trickling upstream is neither delayed for long nor
-mistaken for a stalled one.
+Waiting for data only waits (the socket becoming readable); the read that follows is
+the caller's, so a timeout never swallows bytes already received. Asking the kernel to
+wake the reader only once a batch had arrived (``SO_RCVLOWAT``) was measured and saved
+nothing (bench/bench_gateway.py): the pieces are already large while the relay is the
+slower side, and the waits are cheap while the upstream is.
 
 This relies on how aiohttp (pinned in the lock) buffers data while its reading is paused;
 the gateway's tests (tests/gateway/test_gateway_long_downloads.py) cover the takeover on
@@ -36,10 +35,6 @@ __all__ = ["DIRECT_READ_MIN_BYTES", "DirectBody", "take_over_body"]
 # Bodies at least this long are read from the socket directly; shorter ones keep aiohttp's
 # pooled connection, and a new connection would cost more than the direct reads save.
 DIRECT_READ_MIN_BYTES = 4 * 1024 * 1024
-# Direct reads wake up once this much has arrived (or the rest of the body is shorter) ...
-WAKE_BATCH_BYTES = 256 * 1024
-# ... or after this long with less, from then on for any amount.
-WAKE_BATCH_SECONDS = 0.005
 # No body, whatever the headers say.
 _BODYLESS_STATUS = frozenset({204, 304})
 
@@ -135,7 +130,10 @@ class DirectBody:
             try:
                 piece = sock.recv(min(self._read_size, remaining))
             except BlockingIOError:
-                await self._until_readable(sock, remaining)
+                if not await _readable(sock, self._read_timeout):
+                    raise TimeoutError(
+                        f"the upstream sent nothing for {self._read_timeout} s"
+                    ) from None
                 continue
             if not piece:
                 raise aiohttp.ClientPayloadError(
@@ -143,20 +141,6 @@ class DirectBody:
                 )
             remaining -= len(piece)
             yield piece
-
-    async def _until_readable(self, sock: socket.socket, remaining: int) -> None:
-        """Wait for the next batch of the body, or any of it after ``WAKE_BATCH_SECONDS``.
-        Only waits: reading is the caller's, so a timeout never swallows received bytes."""
-        batch = min(WAKE_BATCH_BYTES, remaining)
-        if batch > 1:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, batch)
-            try:
-                if await _readable(sock, WAKE_BATCH_SECONDS):
-                    return
-            finally:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
-        if not await _readable(sock, self._read_timeout):
-            raise TimeoutError(f"the upstream sent nothing for {self._read_timeout} s")
 
     def close(self) -> None:
         if self._sock is not None:
