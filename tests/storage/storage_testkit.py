@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Header
+from fastapi import Body, FastAPI, Header
 from fastapi.responses import JSONResponse
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -66,6 +66,13 @@ class TestAccount:
     private_key: bytes = field(repr=False)
     quota_bytes: int = GIB
     deletion_mode: str = "manual"
+    # Activated and not disabled; receives shares (the two things sharing asks of auth).
+    active: bool = True
+    accept_shares: bool = True
+
+    @property
+    def email(self) -> str:
+        return f"{self.id}@example.org"
 
     @property
     def public_key(self) -> bytes:
@@ -76,25 +83,51 @@ class TestAccount:
     def record(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "email": f"{self.id}@example.org",
+            "email": self.email,
             "role": self.role,
             "public_key": b64e(self.public_key),
             "quota_bytes": self.quota_bytes,
             "deletion_mode": self.deletion_mode,
+            "active": self.active,
             "notifications": False,
-            "accept_shares": True,
+            "accept_shares": self.accept_shares,
         }
 
 
 class IdentityStandIn:
-    """Stand-in for the identity (auth) service in storage tests: serves the JWKS and
-    ``GET /internal/v1/accounts/{id}`` from an in-memory dict, like auth's contract says."""
+    """Stand-in for the identity (auth) service in storage tests: serves the JWKS,
+    ``GET /internal/v1/accounts/{id}`` and ``?email=`` from an in-memory dict, and takes
+    ``POST /internal/v1/notifications`` into ``notes``, like auth's contract says."""
 
     def __init__(self, issuer: TestIssuer) -> None:
         self.issuer = issuer
         self.accounts: dict[str, TestAccount] = {}
         self.down = False
+        # Notifications storage asked to mail; ``mail_failing`` makes the route fail.
+        self.notes: list[dict[str, Any]] = []
+        self.mail_failing = False
         self.app = FastAPI(title="identity stand-in")
+
+        @self.app.get("/internal/v1/accounts")
+        async def account_by_email(
+            email: str, token: str | None = Header(default=None, alias=SERVICE_TOKEN_HEADER)
+        ) -> JSONResponse:
+            verify_service_token(INTERNAL_SECRET, token)
+            for found in self.accounts.values():
+                if found.email == email.strip().lower():
+                    return JSONResponse(found.record())
+            return JSONResponse({"type": "urn:hds:problem:account-not-found"}, status_code=404)
+
+        @self.app.post("/internal/v1/notifications")
+        async def notify(
+            note: dict[str, Any] = Body(),
+            token: str | None = Header(default=None, alias=SERVICE_TOKEN_HEADER),
+        ) -> JSONResponse:
+            verify_service_token(INTERNAL_SECRET, token)
+            if self.mail_failing:
+                return JSONResponse({"type": "urn:hds:problem:mail-failed"}, status_code=502)
+            self.notes.append(note)
+            return JSONResponse({"sent": True}, status_code=202)
 
         @self.app.get("/.well-known/jwks.json")
         async def jwks() -> dict[str, Any]:

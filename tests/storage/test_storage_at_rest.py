@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import structlog
 from storage_testkit import StorageEnv, multipart_files
-from test_storage_shares import recipient
 
 from hds_common.crypto import SEGMENT_SIZE
 from hds_common.testing.dicom import make_dicom, make_pdf, make_study
@@ -63,7 +62,7 @@ async def test_no_marker_and_no_pixel_run_at_rest(env: StorageEnv) -> None:
     assert response.status_code == 201, response.text
     await env.complete(institution, package_id)
     # Delivered to a referrer too: its share, key slot and holdings are in the dump.
-    referrer = recipient(env, role="referrer")
+    referrer = env.account("referrer")
     delivered = await env.client.post(
         f"/storage/v1/packages/{package_id}/shares",
         json={"recipient": referrer.id},

@@ -6,86 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from fastapi import Body, Header
-from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from storage_testkit import INTERNAL_SECRET, StorageEnv, TestAccount, multipart_files
+from storage_testkit import StorageEnv, TestAccount, multipart_files
 
-from hds_common.crypto import generate_private_key, private_key_to_bytes
-from hds_common.service_auth import SERVICE_TOKEN_HEADER, verify_service_token
 from hds_common.testing.dicom import DicomFile, make_pdf, make_study
 
 PROBLEM = "application/problem+json"
-
-
-# -- what sharing needs of the identity stand-in ---------------------------------------------------
-
-
-@dataclass
-class Recipient(TestAccount):
-    """An account as auth describes it to storage, with the fields sharing reads."""
-
-    active: bool = True
-    accept_shares: bool = True
-
-    @property
-    def email(self) -> str:
-        return f"{self.id}@example.org"
-
-    def record(self) -> dict[str, Any]:
-        return {**super().record(), "active": self.active, "accept_shares": self.accept_shares}
-
-
-@dataclass
-class Mailbox:
-    """Notifications storage asked the identity service to mail."""
-
-    notes: list[dict[str, Any]] = field(default_factory=list)
-    failing: bool = False
-
-
-def sharing_routes(env: StorageEnv) -> Mailbox:
-    """Add auth's lookup by e-mail and its notifications route to the identity stand-in."""
-    identity = env.identity
-    mailbox = Mailbox()
-
-    @identity.app.get("/internal/v1/accounts")
-    async def by_email(
-        email: str, token: str | None = Header(default=None, alias=SERVICE_TOKEN_HEADER)
-    ) -> JSONResponse:
-        verify_service_token(INTERNAL_SECRET, token)
-        for account in identity.accounts.values():
-            if account.record()["email"] == email.strip().lower():
-                return JSONResponse(account.record())
-        return JSONResponse({"type": "urn:hds:problem:account-not-found"}, status_code=404)
-
-    @identity.app.post("/internal/v1/notifications")
-    async def notify(
-        note: dict[str, Any] = Body(),
-        token: str | None = Header(default=None, alias=SERVICE_TOKEN_HEADER),
-    ) -> JSONResponse:
-        verify_service_token(INTERNAL_SECRET, token)
-        if mailbox.failing:
-            return JSONResponse({"type": "urn:hds:problem:mail-failed"}, status_code=502)
-        mailbox.notes.append(note)
-        return JSONResponse({"sent": True}, status_code=202)
-
-    return mailbox
-
-
-def recipient(env: StorageEnv, role: str = "patient", **kwargs: Any) -> Recipient:
-    account = Recipient(
-        id=str(uuid.uuid4()),
-        role=role,
-        private_key=private_key_to_bytes(generate_private_key()),
-        **kwargs,
-    )
-    env.identity.accounts[account.id] = account
-    return account
 
 
 # -- a published package, imported by a patient -------------------------------------------------
@@ -180,9 +110,9 @@ def problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
 
 
 async def test_a_shared_study_is_read_with_the_recipients_own_key(env: StorageEnv) -> None:
-    mailbox = sharing_routes(env)
+    identity = env.identity
     published = await publish(env)
-    reader = recipient(env)
+    reader = env.account()
 
     response = await share(env, published.patient, f"studies/{published.study_id}", reader.email)
 
@@ -228,16 +158,15 @@ async def test_a_shared_study_is_read_with_the_recipients_own_key(env: StorageEn
     theirs_list = (await env.client.get("/storage/v1/shares", headers=env.auth(reader))).json()
     assert mine == {"outgoing": [shared], "incoming": []}
     assert theirs_list == {"outgoing": [], "incoming": [shared]}
-    assert [note["account_id"] for note in mailbox.notes] == [reader.id]
-    assert "Teilen" not in repr(mailbox.notes)
-    assert "SH-1" not in repr(mailbox.notes)
+    assert [note["account_id"] for note in identity.notes] == [reader.id]
+    assert "Teilen" not in repr(identity.notes)
+    assert "SH-1" not in repr(identity.notes)
 
 
 async def test_a_document_is_shared_by_account_id(pg_env: StorageEnv) -> None:
     env = pg_env
-    sharing_routes(env)
     published = await publish(env)
-    reader = recipient(env, role="referrer")
+    reader = env.account(role="referrer")
 
     response = await share(
         env, published.patient, f"documents/{published.document_id}", reader.id.upper()
@@ -258,9 +187,9 @@ async def test_a_document_is_shared_by_account_id(pg_env: StorageEnv) -> None:
 
 async def test_sharing_again_is_idempotent(pg_env: StorageEnv) -> None:
     env = pg_env
-    mailbox = sharing_routes(env)
+    identity = env.identity
     published = await publish(env)
-    reader = recipient(env)
+    reader = env.account()
     path = f"studies/{published.study_id}"
 
     first = await share(env, published.patient, path, reader.email)
@@ -272,14 +201,13 @@ async def test_sharing_again_is_idempotent(pg_env: StorageEnv) -> None:
     assert again.json() == by_id.json() == first.json()
     assert await env.usage(reader) == published.size
     assert await shares_of(env, published.patient) == 1
-    assert len(mailbox.notes) == 1
+    assert len(identity.notes) == 1
 
 
 async def test_refused_recipients_all_get_the_same_answer(env: StorageEnv) -> None:
-    sharing_routes(env)
     published = await publish(env)
-    inactive = recipient(env, active=False)
-    refusing = recipient(env, accept_shares=False)
+    inactive = env.account(active=False)
+    refusing = env.account(accept_shares=False)
     path = f"studies/{published.study_id}"
 
     answers = [
@@ -306,8 +234,7 @@ async def test_refused_recipients_all_get_the_same_answer(env: StorageEnv) -> No
 
 async def test_sharing_with_oneself_is_refused(pg_env: StorageEnv) -> None:
     env = pg_env
-    sharing_routes(env)
-    patient = recipient(env)
+    patient = env.account()
     published = await publish(env, import_into=patient)
     path = f"studies/{published.study_id}"
 
@@ -317,9 +244,8 @@ async def test_sharing_with_oneself_is_refused(pg_env: StorageEnv) -> None:
 
 
 async def test_only_a_holder_with_its_grant_shares(env: StorageEnv) -> None:
-    sharing_routes(env)
     published = await publish(env)
-    reader = recipient(env)
+    reader = env.account()
     stranger = env.account("patient")
     study = f"studies/{published.study_id}"
 
@@ -363,7 +289,6 @@ async def test_only_a_holder_with_its_grant_shares(env: StorageEnv) -> None:
 
 async def test_bad_ids_and_bodies_are_problems(pg_env: StorageEnv) -> None:
     env = pg_env
-    sharing_routes(env)
     published = await publish(env)
     headers = env.auth(published.patient)
     url = f"/storage/v1/studies/{published.study_id}/shares"
@@ -400,9 +325,8 @@ async def test_bad_ids_and_bodies_are_problems(pg_env: StorageEnv) -> None:
 
 async def test_the_recipients_quota_is_charged(pg_env: StorageEnv) -> None:
     env = pg_env
-    sharing_routes(env)
     published = await publish(env)
-    small = recipient(env, quota_bytes=published.size - 1)
+    small = env.account(quota_bytes=published.size - 1)
 
     refused = await share(env, published.patient, f"studies/{published.study_id}", small.email)
 
@@ -414,7 +338,7 @@ async def test_the_recipients_quota_is_charged(pg_env: StorageEnv) -> None:
     assert await shares_of(env, published.patient) == 0
 
     # Automatic mode makes room like an import does: its oldest whole studies go.
-    roomy = recipient(env, deletion_mode="automatic")
+    roomy = env.account(deletion_mode="automatic")
     older = await publish(env, import_into=roomy)
     roomy.quota_bytes = await env.usage(roomy) + published.size // 2
     response = await share(env, published.patient, f"studies/{published.study_id}", roomy.id)
@@ -426,9 +350,8 @@ async def test_the_recipients_quota_is_charged(pg_env: StorageEnv) -> None:
 
 
 async def test_revoking_takes_back_access_and_quota(env: StorageEnv) -> None:
-    sharing_routes(env)
     published = await publish(env)
-    reader = recipient(env)
+    reader = env.account()
     shared = (
         await share(env, published.patient, f"studies/{published.study_id}", reader.email)
     ).json()
@@ -459,9 +382,8 @@ async def test_revoking_takes_back_access_and_quota(env: StorageEnv) -> None:
 
 async def test_revoking_removes_blobs_nobody_holds_any_more(pg_env: StorageEnv) -> None:
     env = pg_env
-    sharing_routes(env)
     published = await publish(env)
-    reader = recipient(env)
+    reader = env.account()
     shared = (
         await share(env, published.patient, f"studies/{published.study_id}", reader.email)
     ).json()
@@ -483,12 +405,11 @@ async def test_revoking_removes_blobs_nobody_holds_any_more(pg_env: StorageEnv) 
 
 async def test_revoking_leaves_what_the_recipient_has_otherwise(pg_env: StorageEnv) -> None:
     env = pg_env
-    sharing_routes(env)
     published = await publish(env)
     second_sharer = env.account("patient")
     imported = await env.import_package(second_sharer, published.package_id, published.package_key)
     assert imported.status_code == 200
-    reader = recipient(env)
+    reader = env.account()
     path = f"studies/{published.study_id}"
     first = (await share(env, published.patient, path, reader.email)).json()
     second = (await share(env, second_sharer, path, reader.email)).json()
@@ -518,9 +439,8 @@ async def test_revoking_leaves_what_the_recipient_has_otherwise(pg_env: StorageE
 
 
 async def test_the_recipient_removes_a_share_by_deleting_the_item(env: StorageEnv) -> None:
-    sharing_routes(env)
     published = await publish(env)
-    reader = recipient(env)
+    reader = env.account()
     await share(env, published.patient, f"studies/{published.study_id}", reader.email)
 
     deleted = await env.client.delete(
@@ -543,9 +463,9 @@ async def test_the_recipient_removes_a_share_by_deleting_the_item(env: StorageEn
 
 
 async def test_an_institution_delivers_a_package_to_a_referrer(env: StorageEnv) -> None:
-    mailbox = sharing_routes(env)
+    identity = env.identity
     published = await publish(env)
-    referrer = recipient(env, role="referrer")
+    referrer = env.account(role="referrer")
     path = f"packages/{published.package_id}"
 
     delivered = await share(env, published.institution, path, referrer.email)
@@ -560,7 +480,7 @@ async def test_an_institution_delivers_a_package_to_a_referrer(env: StorageEnv) 
     assert [d["id"] for d in documents] == [published.document_id]
     assert await env.usage(referrer) == await env.listed_bytes(referrer) > published.size
     assert (await share(env, published.institution, path, referrer.id)).status_code == 200
-    assert [note["account_id"] for note in mailbox.notes] == [referrer.id]
+    assert [note["account_id"] for note in identity.notes] == [referrer.id]
 
     # Only the publishing institution, only complete packages.
     other = env.institution()
@@ -583,10 +503,10 @@ async def test_an_institution_delivers_a_package_to_a_referrer(env: StorageEnv) 
 
 async def test_a_failed_mail_does_not_fail_the_share(pg_env: StorageEnv) -> None:
     env = pg_env
-    mailbox = sharing_routes(env)
-    mailbox.failing = True
+    identity = env.identity
+    identity.mail_failing = True
     published = await publish(env)
-    reader = recipient(env)
+    reader = env.account()
 
     response = await share(env, published.patient, f"studies/{published.study_id}", reader.email)
 
