@@ -63,6 +63,8 @@ import psutil
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 
+from hds_common.testing.processes import stop_process
+
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 TARGET_RATIO = 0.8
@@ -368,12 +370,7 @@ def started(command: list[str], port: int, env: dict[str, str]) -> Iterator[psut
         wait_until_up(port, process)
         yield psutil.Process(process.pid)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 class PeakRss:

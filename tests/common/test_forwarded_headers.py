@@ -31,6 +31,7 @@ import httpx
 import pytest
 
 from hds_common.testing.postgres import temporary_database
+from hds_common.testing.processes import stop_process
 
 pytestmark = pytest.mark.postgres
 
@@ -70,12 +71,7 @@ def running(name: str, env: Mapping[str, str], log: Path) -> Iterator[subprocess
     try:
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 async def listening_url(process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> str:

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from hds_common.testing.postgres import temporary_database
+from hds_common.testing.processes import stop_process
 from hds_common.testing.s3server import MotoS3Server
 from hds_common.testing.smtp import SmtpTestServer
 
@@ -102,13 +103,7 @@ class RunningSuite:
         )
 
     def stop(self, name: str) -> None:
-        process = self.processes.pop(name)
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(self.processes.pop(name))
 
     def log_of(self, name: str) -> str:
         return (self.var / f"{name}.log").read_text(errors="replace")

@@ -26,6 +26,8 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self
 from urllib.parse import quote, urlencode
 
+from hds_common.testing.processes import stop_process
+
 if TYPE_CHECKING:  # importing aioboto3 is slow; only blobstore() needs it
     from hds_common.blobstore import S3BlobStore
 
@@ -149,13 +151,8 @@ class MotoS3Server:
     def stop(self) -> None:
         """Terminate the server (SIGTERM, then SIGKILL after 5 s). Idempotent."""
         proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5.0)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5.0)
+        if proc is not None:
+            stop_process(proc, timeout=5.0)
         self._cleanup()
 
     def _cleanup(self) -> None:
