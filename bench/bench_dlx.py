@@ -35,10 +35,8 @@ import contextlib
 import importlib.util
 import json
 import os
-import random
 import shutil
 import signal
-import socket
 import statistics
 import struct
 import subprocess
@@ -58,6 +56,7 @@ import psutil
 from pydicom.uid import generate_uid
 
 from hds_common.testing.dicom import make_dicom
+from hds_common.testing.ports import free_port_block
 
 REPO = Path(__file__).resolve().parents[1]
 MB = 1_000_000
@@ -80,27 +79,6 @@ def load_local_runner() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def free_port_block(size: int = 5) -> int:
-    """A base port with ``size`` free ports after it, below the ephemeral range (32768+)
-    so that no outgoing connection takes one before its service binds it."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 32000 - size)
-        sockets: list[socket.socket] = []
-        try:
-            for offset in range(size):
-                candidate = socket.socket()
-                sockets.append(candidate)
-                candidate.bind(("127.0.0.1", base + offset))
-            return base
-        except OSError:
-            continue
-        finally:
-            for candidate in sockets:
-                candidate.close()
-    raise SystemExit("no block of free ports")
 
 
 # -- the suite ---------------------------------------------------------------------------

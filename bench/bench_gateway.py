@@ -63,6 +63,7 @@ import psutil
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 
+from hds_common.testing.ports import free_port
 from hds_common.testing.processes import stop_process
 
 MIB = 1024 * 1024
@@ -335,13 +336,6 @@ def run_proxy_hop(port: int, client_kind: str, upstream: str) -> None:
 
 
 # --- measuring ----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_until_up(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:

@@ -26,7 +26,6 @@ import hashlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -53,16 +52,11 @@ from hds_common.crypto import (
     seal_grant,
 )
 from hds_common.testing.dicom import make_dicom, make_dicom_header
+from hds_common.testing.ports import free_port
 from hds_common.testing.tokens import TestIssuer
 
 MIB = 1024 * 1024
 SECRET = "bench-internal-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- data ------------------------------------------------------------------------------------

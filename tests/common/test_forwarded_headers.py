@@ -15,9 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import random
 import re
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -30,6 +28,7 @@ import asyncpg
 import httpx
 import pytest
 
+from hds_common.testing.ports import free_port_block
 from hds_common.testing.postgres import temporary_database
 from hds_common.testing.processes import stop_process
 
@@ -41,21 +40,6 @@ STRANGER = "127.0.0.2"  # a client no service is told to believe
 CLIENT_COUNTER = "login:client:"
 SECRET = "forwarded-headers-test-secret"
 _LISTENING = re.compile(r"Uvicorn running on (http://[\d.]+:\d+)")
-
-
-def unused_port() -> int:
-    """A free port below the kernel's ephemeral range (32768+), where outgoing connections
-    take their local ports, so none takes it before the service binds it."""
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(20000, 32000)
-        with socket.socket() as candidate:
-            try:
-                candidate.bind((LOOPBACK, port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
 
 
 @contextmanager
@@ -97,7 +81,7 @@ class Suite:
 async def suite(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Suite]:
     """The identity service behind the gateway, started at the same time."""
     var = tmp_path_factory.mktemp("forwarded")
-    auth_port = unused_port()
+    auth_port = free_port_block(1)
     common = {"HDS_ENVIRONMENT": "test", "HDS_INTERNAL_SECRET": SECRET}
     async with temporary_database("hds_forwarded_auth") as database_url:
         auth_env = {

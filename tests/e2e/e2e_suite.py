@@ -6,8 +6,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import random
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from hds_common.testing.ports import free_port_block
 from hds_common.testing.postgres import temporary_database
 from hds_common.testing.processes import stop_process
 from hds_common.testing.s3server import MotoS3Server
@@ -38,29 +37,6 @@ def _load_local_runner() -> Any:
 
 
 local_runner = _load_local_runner()
-
-
-def free_port_block(size: int = 5) -> int:
-    """A base port with ``size`` consecutive free ports after it.
-
-    Chosen below the kernel's ephemeral range (32768+), where outgoing connections take
-    their local ports, so no client connection can grab a port before its service binds."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 32000 - size)
-        sockets = []
-        try:
-            for offset in range(size):
-                candidate = socket.socket()
-                sockets.append(candidate)
-                candidate.bind(("127.0.0.1", base + offset))
-            return base
-        except OSError:
-            continue
-        finally:
-            for candidate in sockets:
-                candidate.close()
-    raise RuntimeError("no block of free ports")
 
 
 def wait_until_ready(

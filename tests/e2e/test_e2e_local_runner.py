@@ -14,9 +14,10 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from e2e_suite import REPO, free_port_block
+from e2e_suite import REPO
 
 from hds_common.testing.dicom import make_pdf, make_study, write_study
+from hds_common.testing.ports import free_port_block
 
 pytestmark = pytest.mark.slow
 

@@ -39,13 +39,6 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 SPA_URL = "http://spa.test:5173"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @asynccontextmanager
 async def serve(app: FastAPI) -> AsyncIterator[str]:
     """Serve ``app`` (lifespan included) on a free loopback port; yield its base URL."""

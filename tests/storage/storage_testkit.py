@@ -32,6 +32,7 @@ from hds_common.service_auth import SERVICE_TOKEN_HEADER, mint_service_token, ve
 from hds_common.settings import SuiteSettings
 from hds_common.testing.asgi import ServiceRouterTransport, running
 from hds_common.testing.dicom import DicomFile
+from hds_common.testing.ports import free_port
 from hds_common.testing.tokens import TestIssuer
 from hds_storage.config import Settings
 from hds_storage.main import create_app
@@ -353,14 +354,6 @@ async def storage_env(
 
 
 # -- the storage service as a real process ------------------------------------------------------
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @asynccontextmanager

@@ -14,7 +14,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,20 +25,13 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self
 from urllib.parse import quote, urlencode
 
+from hds_common.testing.ports import free_port
 from hds_common.testing.processes import stop_process
 
 if TYPE_CHECKING:  # importing aioboto3 is slow; only blobstore() needs it
     from hds_common.blobstore import S3BlobStore
 
 __all__ = ["MotoS3Server"]
-
-
-def _free_port(host: str) -> int:
-    # The port is released before moto binds it, so another process could grab it
-    # in between; start() retries with a new port when the server dies at startup.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class MotoS3Server:
@@ -86,7 +78,7 @@ class MotoS3Server:
         last_error: RuntimeError | None = None
         for _ in range(attempts):
             try:
-                self._start_once(self._requested_port or _free_port(self._host))
+                self._start_once(self._requested_port or free_port(self._host))
             except RuntimeError as exc:
                 last_error = exc
                 continue

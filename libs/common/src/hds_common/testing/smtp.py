@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from types import TracebackType
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from hds_common.testing.ports import free_port
 
 __all__ = ["SmtpTestServer"]
 
@@ -31,7 +32,7 @@ class SmtpTestServer:
 
     def __init__(self) -> None:
         self.host = "127.0.0.1"
-        self.port = _free_port()
+        self.port = free_port()
         self._collector = _Collector()
         self._controller = Controller(self._collector, hostname=self.host, port=self.port)
 
@@ -53,9 +54,3 @@ class SmtpTestServer:
         tb: TracebackType | None,
     ) -> None:
         self._controller.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
