@@ -22,6 +22,7 @@ from hds_auth.models import Account, ActivationToken
 from hds_auth.opaque_tokens import hash_secret, new_secret_token, parse_secret_token, secret_matches
 from hds_auth.passwords import check_password_policy
 from hds_auth.schemas import (
+    AccountCreated,
     AccountSettings,
     AdminAccount,
     AdminAccountUpdate,
@@ -482,6 +483,21 @@ async def update_settings(session: AsyncSession, account: Account, update: Setti
         account.default_code_validity_days = changes["default_code_validity_days"]
     account.updated_at = utcnow()
     await session.flush()
+
+
+def created_view(account: Account, *, recovery_code: str, mail_sent: bool) -> AccountCreated:
+    """The answer to a registration or an account created by an administrator."""
+    return AccountCreated.model_validate(
+        {
+            "id": account.id,
+            "email": account.email,
+            "role": account.role,
+            "name": account.name,
+            "activated": account.activated_at is not None,
+            "activation_mail_sent": mail_sent,
+            "recovery_code": recovery_code,
+        }
+    )
 
 
 def public_key_view(account: Account) -> PublicKey:

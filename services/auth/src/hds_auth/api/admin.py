@@ -45,17 +45,7 @@ async def create_account(
         default_code_validity_days=body.default_code_validity_days,
     )
     response.headers.update(NO_STORE)
-    return AccountCreated.model_validate(
-        {
-            "id": account.id,
-            "email": account.email,
-            "role": account.role,
-            "name": account.name,
-            "activated": body.activated,
-            "activation_mail_sent": mail_sent,
-            "recovery_code": recovery_code,
-        }
-    )
+    return service.created_view(account, recovery_code=recovery_code, mail_sent=mail_sent)
 
 
 @router.get("/auth/v1/admin/accounts/{account_id}", summary="An account as administrators see it")

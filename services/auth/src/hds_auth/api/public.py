@@ -46,17 +46,7 @@ async def register(
         name=body.name,
     )
     response.headers.update(NO_STORE)
-    return AccountCreated.model_validate(
-        {
-            "id": account.id,
-            "email": account.email,
-            "role": account.role,
-            "name": account.name,
-            "activated": False,
-            "activation_mail_sent": mail_sent,
-            "recovery_code": recovery_code,
-        }
-    )
+    return service.created_view(account, recovery_code=recovery_code, mail_sent=mail_sent)
 
 
 @router.get("/auth/v1/activate", summary="Activate an account (the link in the mail)")
