@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import uvicorn
 from dlx_standins import (
     AuthStandin,
     CodesStandin,
@@ -124,27 +121,3 @@ async def bearer(client: httpx.AsyncClient, code: str, answer: str = "19700101")
     response = await tokentfa(client, code, answer)
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.text}"}
-
-
-@asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn on a free loopback port (real sockets, real streaming)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, http="httptools", log_config=None, lifespan="on", access_log=False)
-    )
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()

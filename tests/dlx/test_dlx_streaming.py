@@ -12,9 +12,10 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-from dlx_harness import World, dlx_settings, serving
+from dlx_harness import World, dlx_settings
 from fastapi import FastAPI
 
+from hds_common.testing.asgi import serving
 from hds_dlx.deps import Neighbours
 from hds_dlx.main import create_app
 

@@ -31,6 +31,7 @@ from starlette.types import Receive, Scope, Send
 from hds_common.app import create_service_app
 from hds_common.routing import ANY_TEXT
 from hds_common.settings import SuiteSettings
+from hds_common.testing.asgi import serving
 from hds_common.testing.tokens import TestIssuer
 from hds_gateway.config import Settings
 from hds_gateway.main import create_app
@@ -42,32 +43,10 @@ SPA_URL = "http://spa.test:5173"
 @asynccontextmanager
 async def serve(app: FastAPI) -> AsyncIterator[str]:
     """Serve ``app`` (lifespan included) on a free loopback port; yield its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
     # proxy_headers off as in production (`python -m hds_gateway serve`): the gateway
     # interprets X-Forwarded-* itself.
-    config = uvicorn.Config(
-        app,
-        lifespan="on",
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-        timeout_graceful_shutdown=5,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("server stopped during startup")
-        await asyncio.sleep(0.005)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+    async with serving(app, proxy_headers=False, timeout_graceful_shutdown=5) as url:
+        yield url
 
 
 @asynccontextmanager

@@ -30,7 +30,7 @@ from hds_common.crypto import (
 )
 from hds_common.service_auth import SERVICE_TOKEN_HEADER, mint_service_token, verify_service_token
 from hds_common.settings import SuiteSettings
-from hds_common.testing.asgi import ServiceRouterTransport, running
+from hds_common.testing.asgi import ServiceRouterTransport, running, serving
 from hds_common.testing.dicom import DicomFile
 from hds_common.testing.ports import free_port
 from hds_common.testing.tokens import TestIssuer
@@ -359,31 +359,8 @@ async def storage_env(
 @asynccontextmanager
 async def identity_server(identity: IdentityStandIn) -> AsyncIterator[str]:
     """Serve the identity stand-in over real HTTP (for a storage subprocess)."""
-    import asyncio
-
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            identity.app,
-            host="127.0.0.1",
-            port=port,
-            log_config=None,
-            lifespan="off",
-            access_log=False,
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with serving(identity.app, lifespan="off") as url:
+        yield url
 
 
 class StorageProcess:
