@@ -76,14 +76,15 @@ async def test_wrong_method_is_405_problem() -> None:
 
 
 @pytest.mark.parametrize(
-    ("content", "expected_fragment"),
+    ("content", "expected_fragment", "expected_detail"),
     [
-        (b'{"name": "x", "size": ', "json_invalid"),
-        (b'{"name": "x", "size": "big"}', "int_parsing"),
-        (b'{"size": 1}', "missing"),
+        (b'{"name": "x", "size": "big"}', "int_parsing", "size (in the body): "),
+        (b'{"size": 1}', "missing", "name (in the body): Field required"),
     ],
 )
-async def test_bad_json_is_422_problem(content: bytes, expected_fragment: str) -> None:
+async def test_invalid_fields_are_422_problem_naming_the_field(
+    content: bytes, expected_fragment: str, expected_detail: str
+) -> None:
     async with build_app() as client:
         response = await client.post(
             "/items", content=content, headers={"content-type": "application/json"}
@@ -93,6 +94,23 @@ async def test_bad_json_is_422_problem(content: bytes, expected_fragment: str) -
     body = response.json()
     assert body["type"] == "urn:hds:problem:validation-error"
     assert any(expected_fragment in error["type"] for error in body["errors"])
+    assert expected_detail in body["detail"]
+
+
+async def test_malformed_json_is_400_saying_so() -> None:
+    async with build_app() as client:
+        response = await client.post(
+            "/items",
+            content=b'{"name": "x", "size": ',
+            headers={"content-type": "application/json"},
+        )
+    assert response.status_code == 400
+    assert response.headers["content-type"] == PROBLEM_CONTENT_TYPE
+    body = response.json()
+    assert body["type"] == "urn:hds:problem:invalid-json"
+    assert body["detail"].startswith("The request body is not valid JSON")
+    assert "(at character 22)" in body["detail"]
+    assert "body." not in body["detail"]
 
 
 async def test_unhandled_exception_is_500_problem_without_trace_and_logged() -> None:

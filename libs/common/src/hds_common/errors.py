@@ -62,6 +62,35 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 log = structlog.get_logger("hds.errors")
 
 
+_WHERE = {"body": "the body", "query": "the query", "path": "the path", "header": "the headers"}
+
+
+def _describe(loc: list[str], msg: str) -> str:
+    """``['body', 'items', '0']`` + msg -> ``items.0 (in the body): msg``, in the client's
+    terms: what it sent, where, and what is wrong with it."""
+    if not loc:
+        return msg
+    where = _WHERE.get(loc[0])
+    if where is None:
+        return f"{'.'.join(loc)}: {msg}"
+    name = ".".join(loc[1:])
+    return f"{name} (in {where}): {msg}" if name else f"{where}: {msg}"
+
+
+def _invalid_json(errors: Any) -> dict[str, Any]:
+    """A body that does not parse as JSON: say so, and where, instead of a field error."""
+    err = next(e for e in errors if e.get("type") == "json_invalid")
+    loc = list(err.get("loc", ()))
+    position = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+    reason = str((err.get("ctx") or {}).get("error", "")).strip()
+    detail = "The request body is not valid JSON"
+    if reason:
+        detail += f": {reason}"
+    if position is not None:
+        detail += f" (at character {position})"
+    return {"type": problem_type("invalid-json"), "title": "Malformed JSON", "detail": detail}
+
+
 def problem_type(slug: str) -> str:
     return f"urn:hds:problem:{slug}"
 
@@ -238,18 +267,25 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        raw = exc.errors()
+        if any(err.get("type") == "json_invalid" for err in raw):
+            return problem_response(400, _invalid_json(raw))
         errors = [
             {
                 "loc": [str(part) for part in err.get("loc", ())],
                 "msg": str(err.get("msg", "")),
                 "type": str(err.get("type", "")),
             }
-            for err in exc.errors()
+            for err in raw
+        ]
+        described = [
+            _describe([str(part) for part in err.get("loc", ())], str(err.get("msg", "")))
+            for err in raw[:5]
         ]
         body = {
             "type": problem_type("validation-error"),
             "title": "Request validation failed",
-            "detail": "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5]),
+            "detail": "; ".join(described),
             "errors": errors,
         }
         return problem_response(422, body)
