@@ -459,6 +459,8 @@ class StorageStandin:
             documents = [d for d in package.documents if not wanted or d.item_id in wanted]
             if wanted - {s.item_id for s in studies} - {d.item_id for d in documents}:
                 raise NotFound("unknown item", slug="item-not-found")
+            if not studies and not documents:  # like storage: nothing (left) to send
+                raise NotFound("the package holds no studies or reports", slug="package-empty")
             objects: dict[str, bytes] = {}
             for study in studies:
                 objects.update(study.objects)

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pydicom
 import pytest
-from dlx_harness import World, bearer, dlx_client, dlx_settings
+from dlx_harness import BIRTH_DATE, World, bearer, dlx_client, dlx_settings
 from fastapi import FastAPI
 from pydicom.fileset import FileSet
 
@@ -86,6 +86,22 @@ async def test_unknown_id_or_another_codes_id_is_400_revealing_nothing(
     assert answers[0]["type"] == "urn:hds:problem:unknown-data-item"
     # The other package's items were never asked for.
     assert world.storage.archive_requests == []
+
+
+async def test_downloadall_of_an_emptied_package_says_so(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    emptied = world.storage.add_package()
+    code = world.codes.issue(package_id=emptied.id, birth_date=BIRTH_DATE, grant=emptied.grant)
+
+    response = await client.get("/dlx/v1/downloadall", headers=await bearer(client, code))
+
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["type"] == "urn:hds:problem:package-empty"
+    assert "no longer stored" in body["detail"]
+    assert "ID" not in body["detail"]
 
 
 async def test_download_requires_a_dlx_token(client: httpx.AsyncClient, world: World) -> None:

@@ -34,7 +34,7 @@ def _contract_path() -> Path:
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 # Answers the service documents beyond the contract, each for a reason:
 # list is 503 comebackLater (like the downloads) while the package is still being ingested.
-EXTENSIONS = {("/list", "get"): {"503"}}
+EXTENSIONS = {("/list", "get"): {"503"}, ("/downloadall", "get"): {"404"}}
 # Errors without a body in the contract are answered as problem+json (RFC 9457).
 PROBLEM_MEDIA_TYPES = {"application/problem+json"}
 

@@ -301,6 +301,11 @@ async def download(
             "content": {"application/zip": _BINARY},
         },
         **_INVALID_CREDENTIALS,
+        404: {
+            "description": "The code's studies and reports are no longer stored "
+            "(package-empty; an extension of the contract).",
+            "content": _PROBLEM,
+        },
         **_COMEBACK_LATER,
     },
 )

@@ -15,9 +15,15 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from hds_common.errors import ProblemError
+from hds_common.errors import NotFound, ProblemError
 
-__all__ = ["ComeBackLater", "RangeNotSatisfiable", "comeback_later_response", "install_handlers"]
+__all__ = [
+    "ComeBackLater",
+    "PackageEmpty",
+    "RangeNotSatisfiable",
+    "comeback_later_response",
+    "install_handlers",
+]
 
 
 class ComeBackLater(Exception):
@@ -33,6 +39,21 @@ class RangeNotSatisfiable(ProblemError):
     status = 416
     slug = "range-not-satisfiable"
     title = "Range not satisfiable"
+
+
+class PackageEmpty(NotFound):
+    """``downloadall`` of a code whose package holds nothing (any more). Not in the DLX
+    contract, which knows no such state; a 404 that says so beats a 400 about an id the
+    request does not have."""
+
+    slug = "package-empty"
+    title = "Nothing to download"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The studies and reports of this access code are no longer stored "
+            "(deleted after the publishing institution's retention period)."
+        )
 
 
 def comeback_later_response(seconds: int) -> JSONResponse:

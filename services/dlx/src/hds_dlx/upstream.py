@@ -6,6 +6,7 @@ lists and streams.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -15,7 +16,7 @@ import structlog
 from pydantic import TypeAdapter, ValidationError
 
 from hds_common.errors import BadGateway, BadRequest, Forbidden, Unauthorized
-from hds_dlx.errors import ComeBackLater, RangeNotSatisfiable
+from hds_dlx.errors import ComeBackLater, PackageEmpty, RangeNotSatisfiable
 from hds_dlx.schemas import CodeValidation, MintedToken, PackageStatus, StorageItem
 from hds_dlx.streaming import BulkClient, UpstreamBody
 
@@ -31,6 +32,7 @@ __all__ = [
 ]
 
 GRANT_HEADER = "X-HDS-Grant"
+_PROBLEM_PREFIX = "urn:hds:problem:"
 
 log = structlog.get_logger("hds.dlx.upstream")
 
@@ -225,15 +227,18 @@ class StorageClient:
             raise _bad_gateway("storage", "be reached") from None
         if upstream.status_code in (200, 206):
             return upstream
+        body = b""
         try:
-            await upstream.read()  # small problem body; lets the connection be reused
+            body = await upstream.read()  # small problem body; lets the connection be reused
         except Exception:  # the error answer itself is what matters
             pass
         finally:
             await upstream.aclose()
-        raise await self._download_error(session, upstream)
+        raise await self._download_error(session, upstream, _problem_slug(body))
 
-    async def _download_error(self, session: DlxSession, upstream: UpstreamBody) -> Exception:
+    async def _download_error(
+        self, session: DlxSession, upstream: UpstreamBody, slug: str | None
+    ) -> Exception:
         status = upstream.status_code
         if status == 416:
             headers = {}
@@ -245,6 +250,8 @@ class StorageClient:
             )
         if status == 409:
             return await self._incomplete(session, upstream.header("Retry-After"))
+        if status == 404 and slug == "package-empty":
+            return PackageEmpty()
         if status in (400, 404):
             return unknown_data_item()
         if status in (401, 403):
@@ -252,6 +259,18 @@ class StorageClient:
             return session_expired()
         log.warning("storage_download_failed", status=status)
         return _bad_gateway("storage", "deliver the download")
+
+
+def _problem_slug(body: bytes) -> str | None:
+    """The slug of storage's problem answer (``urn:hds:problem:<slug>``), if it is one."""
+    try:
+        problem = json.loads(body)
+    except ValueError:
+        return None
+    kind = problem.get("type") if isinstance(problem, dict) else None
+    if not isinstance(kind, str) or not kind.startswith(_PROBLEM_PREFIX):
+        return None
+    return kind[len(_PROBLEM_PREFIX) :]
 
 
 def unknown_data_item() -> BadRequest:
