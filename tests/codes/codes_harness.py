@@ -28,7 +28,7 @@ import httpx
 import pydicom
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from fastapi import Depends, FastAPI, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import SecretStr
 from pydicom.uid import CTImageStorage
 from starlette.datastructures import UploadFile as StarletteUploadFile
@@ -112,6 +112,9 @@ class Neighbourhood:
     key_requests: int = 0
     # Set to make the slots route answer 507 like storage in manual deletion mode.
     quota_exceeded: bool = False
+    # Expiries reported for retention, per package; retired packages refuse them.
+    retention: dict[str, list[dt.datetime]] = field(default_factory=dict)
+    retired: set[str] = field(default_factory=set)
 
     @property
     def grant_public_key(self) -> str:
@@ -210,6 +213,19 @@ def stand_in_storage(hood: Neighbourhood) -> FastAPI:
         if opened.kind != "user" or opened.subject != package.owner:
             return _problem(403, "forbidden", "not the publishing institution")
         return {"package_key": b64e(package.key)}
+
+    @app.put("/internal/v1/packages/{package_id}/retention", response_model=None)
+    async def retention(
+        package_id: str, request: Request, _: Annotated[str, Depends(_service_caller)]
+    ) -> Response:
+        if package_id not in hood.packages:
+            return _problem(404, "package-not-found", "no such package")
+        if package_id in hood.retired:
+            return _problem(409, "package-retired", "deleted after its retention period")
+        body = await request.json()
+        valid_until = dt.datetime.fromisoformat(body["codes_valid_until"])
+        hood.retention.setdefault(package_id, []).append(valid_until)
+        return Response(status_code=204)
 
     @app.post("/internal/v1/packages/{package_id}/slots")
     async def add_slot(

@@ -9,6 +9,7 @@ import pytest
 from codes_harness import Harness, assert_problem
 
 from hds_codes.values import normalise_code
+from hds_common.service_auth import SERVICE_TOKEN_HEADER, mint_service_token
 
 pytestmark = pytest.mark.postgres
 
@@ -201,3 +202,79 @@ async def test_nobody_but_the_issuer_changes_a_code(codes: Harness, action: str)
     assert_problem(response, 401, "missing-token")
     # Untouched.
     assert (await codes.validate(issued.code, issued.birth_date)).status_code == 200
+
+
+async def test_issue_and_reactivation_report_the_expiry_for_retention(codes: Harness) -> None:
+    issued = await codes.issue(validity_days=30)
+    package_id = issued.package.id
+    reported = codes.hood.retention[package_id]
+    assert reported == [codes.clock.now + dt.timedelta(days=30)]
+    codes.clock.advance(days=40)
+    response = await codes.client.post(
+        f"/codes/v1/codes/{issued.id}/reactivate",
+        json={"validity_days": 60},
+        headers=codes.auth(issued.institution),
+    )
+    assert response.status_code == 200, response.text
+    assert reported[-1] == codes.clock.now + dt.timedelta(days=60)
+    # Expiring and revoking report too: until when the package's codes were valid.
+    codes.clock.advance(days=1)
+    expired = await codes.client.post(
+        f"/codes/v1/codes/{issued.id}/expire", headers=codes.auth(issued.institution)
+    )
+    assert expired.status_code == 200
+    assert reported[-1] == codes.clock.now
+    second = await codes.issue(issued.institution, package=issued.package, validity_days=45)
+    assert reported[-1] == codes.clock.now + dt.timedelta(days=45)
+    codes.clock.advance(days=2)
+    revoked = await codes.client.post(
+        f"/codes/v1/codes/{second.id}/revoke", headers=codes.auth(issued.institution)
+    )
+    assert revoked.status_code == 200
+    assert reported[-1] == codes.clock.now
+
+
+async def test_storage_asks_until_when_a_packages_codes_are_valid(codes: Harness) -> None:
+    issued = await codes.issue(validity_days=30)
+    later = await codes.issue(issued.institution, package=issued.package, validity_days=60)
+    url = f"/internal/v1/packages/{issued.package.id}/validity"
+    service = {
+        SERVICE_TOKEN_HEADER: mint_service_token(
+            codes.settings.suite.internal_secret.get_secret_value(), "storage"
+        )
+    }
+
+    answer = await codes.client.get(url, headers=service)
+
+    assert answer.status_code == 200, answer.text
+    valid_until = dt.datetime.fromisoformat(answer.json()["valid_until"])
+    assert valid_until == codes.clock.now + dt.timedelta(days=60)
+    await codes.client.post(
+        f"/codes/v1/codes/{later.id}/revoke", headers=codes.auth(issued.institution)
+    )
+    answer = await codes.client.get(url, headers=service)
+    assert dt.datetime.fromisoformat(answer.json()["valid_until"]) == codes.clock.now + (
+        dt.timedelta(days=30)
+    )
+    unknown = await codes.client.get("/internal/v1/packages/nothing-here/validity", headers=service)
+    assert unknown.json() == {"valid_until": None}
+    assert (await codes.client.get(url)).status_code == 401
+
+
+async def test_a_retired_package_takes_no_code_and_no_reactivation(codes: Harness) -> None:
+    issued = await codes.issue()
+    codes.hood.retired.add(issued.package.id)
+    response = await codes.client.post(
+        f"/codes/v1/codes/{issued.id}/reactivate", headers=codes.auth(issued.institution)
+    )
+    assert_problem(response, 409, "package-retired")
+    body = {"package_id": issued.package.id, "birth_date": "19700131"}
+    response = await codes.client.post(
+        "/codes/v1/codes", json=body, headers=codes.auth(issued.institution)
+    )
+    assert_problem(response, 409, "package-retired")
+    # The refused reactivation changed nothing.
+    listed = await codes.client.get(
+        f"/codes/v1/codes/{issued.id}", headers=codes.auth(issued.institution)
+    )
+    assert listed.json()["reactivated_at"] is None

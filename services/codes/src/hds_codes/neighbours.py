@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 from urllib.parse import quote
 
@@ -147,6 +148,21 @@ class StorageClient:
         if len(key) != PACKAGE_KEY_SIZE:
             raise BadGateway("the storage service sent a malformed package key")
         return key
+
+    async def keep_until(self, package_id: str, valid_until: dt.datetime) -> None:
+        """Tell storage a code of the package is valid until ``valid_until``: retention
+        keeps the institution's copy at least that long (plus its period)."""
+        response = await _send(
+            self._client,
+            "storage",
+            "PUT",
+            f"/internal/v1/packages/{quote(package_id, safe='')}/retention",
+            json={"codes_valid_until": valid_until.isoformat()},
+        )
+        if response.status_code == 404:
+            raise NotFound("no such package", slug="package-not-found")
+        if response.status_code != 204:
+            raise upstream_problem(response, "storage")
 
     async def add_slot(self, package_id: str, *, account_id: str, package_grant: str) -> SlotAdded:
         """Give ``account_id`` a key slot on the package and its items in the holdings."""

@@ -89,6 +89,23 @@ async def lookup_hash_exists(session: AsyncSession, lookup_hash: str) -> bool:
     return found is not None
 
 
+async def package_codes_end(session: AsyncSession, package_id: str) -> dt.datetime | None:
+    """When the last code of the package stops (or stopped) being valid: the latest
+    expiry, a revoked code counting until its revocation; None without any code."""
+    end = case(
+        (AccessCode.revoked_at.is_not(None), AccessCode.revoked_at),
+        else_=AccessCode.expires_at,
+    )
+    result = await session.scalar(
+        select(func.max(end, type_=AccessCode.expires_at.type)).where(
+            AccessCode.package_id == package_id
+        )
+    )
+    if not isinstance(result, dt.datetime):
+        return None
+    return result if result.tzinfo else result.replace(tzinfo=dt.UTC)
+
+
 def add(session: AsyncSession, code: AccessCode) -> None:
     session.add(code)
 

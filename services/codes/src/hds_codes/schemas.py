@@ -124,3 +124,10 @@ class ValidateResult(BaseModel):
     grant: str = Field(description="The package key sealed to the storage service.")
     expires_at: dt.datetime = Field(description="Expiry of the grant.")
     code_expires_at: dt.datetime = Field(description="Expiry of the access code.")
+
+
+class CodesValidity(BaseModel):
+    valid_until: dt.datetime | None = Field(
+        description="When the package's last code stops (or stopped) being valid; a "
+        "revoked code counts until its revocation. null: no code was ever issued"
+    )

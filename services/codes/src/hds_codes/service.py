@@ -13,12 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hds_codes import repository
 from hds_codes.models import AccessCode
 from hds_codes.repository import CodeFilter, CodeState
 from hds_codes.runtime import Runtime
+from hds_codes.schemas import CodesValidity
 from hds_codes.slots import slot_aad, slot_secret
 from hds_codes.values import (
     InvalidBirthDate,
@@ -29,7 +31,13 @@ from hds_codes.values import (
     parse_birth_date,
 )
 from hds_common.crypto import generate_salt
-from hds_common.errors import Conflict, NotFound, ServiceUnavailable, UnprocessableContent
+from hds_common.errors import (
+    Conflict,
+    NotFound,
+    ProblemError,
+    ServiceUnavailable,
+    UnprocessableContent,
+)
 
 __all__ = [
     "IssuedCode",
@@ -48,6 +56,8 @@ __all__ = [
 ]
 
 _GENERATION_ATTEMPTS = 5
+
+log = structlog.get_logger("hds.codes")
 
 
 @dataclass(frozen=True)
@@ -154,8 +164,32 @@ async def issue_code(
     )
     repository.add(session, row)
     await session.flush()
+    await report_validity(session, runtime, package_id, extending=True)
     runtime.metrics.issued.inc()
     return IssuedCode(row=row, code=code)
+
+
+async def report_validity(
+    session: AsyncSession, runtime: Runtime, package_id: str, *, extending: bool
+) -> None:
+    """Tell storage until when the package's codes are valid (its retention hint), inside
+    the transaction that changed them. A code that extends validity must not exist without
+    storage knowing (its package could be retired under it), so that failure fails the
+    request; storage asks again before it retires anything, so a lost report of a
+    shortening (expire, revoke) only keeps the package longer."""
+    valid_until = await repository.package_codes_end(session, package_id)
+    if valid_until is None:
+        return
+    try:
+        await runtime.storage.keep_until(package_id, valid_until)
+    except ProblemError as exc:
+        if extending:
+            raise
+        log.warning("retention_report_failed", package_id=package_id, status=exc.status)
+
+
+async def codes_validity(session: AsyncSession, package_id: str) -> CodesValidity:
+    return CodesValidity(valid_until=await repository.package_codes_end(session, package_id))
 
 
 async def get_code(session: AsyncSession, *, institution_id: str, code_id: str) -> AccessCode:
@@ -219,6 +253,7 @@ async def reactivate_code(
     row.locked_until = None
     row.updated_at = now
     await session.flush()
+    await report_validity(session, runtime, row.package_id, extending=True)
     return row
 
 
@@ -233,6 +268,7 @@ async def expire_code(
         row.expires_at = now
         row.updated_at = now
         await session.flush()
+        await report_validity(session, runtime, row.package_id, extending=False)
     return row
 
 
@@ -246,4 +282,5 @@ async def revoke_code(
         row.revoked_at = now
         row.updated_at = now
         await session.flush()
+        await report_validity(session, runtime, row.package_id, extending=False)
     return row

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from hds_codes import service
+from hds_codes.db import SessionDep
 from hds_codes.deps import InternalService, RuntimeDep
-from hds_codes.schemas import ValidateRequest, ValidateResult
+from hds_codes.schemas import CodesValidity, ValidateRequest, ValidateResult
 from hds_codes.validation import validate_code
 
 router = APIRouter(prefix="/internal/v1", tags=["internal"])
@@ -36,3 +39,15 @@ async def validate(
         expires_at=validated.grant_expires_at,
         code_expires_at=validated.code_expires_at,
     )
+
+
+@router.get(
+    "/packages/{package_id}/validity",
+    summary="Until when the package's codes are valid (storage asks before retiring it)",
+)
+async def package_validity(
+    package_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")],
+    _caller: InternalService,
+    session: SessionDep,
+) -> CodesValidity:
+    return await service.codes_validity(session, package_id)
