@@ -28,7 +28,8 @@ async def test_me_shows_settings_quota_and_usage_from_storage(
     assert me["settings"] == {
         "deletion_mode": "automatic",
         "notifications": True,
-        "accept_shares": True,
+        # Nobody pushes data into an account before its holder allows it.
+        "accept_shares": False,
     }
     assert me["quota_bytes"] == 1024 * MIB
     assert me["used_bytes"] == 123_456
@@ -62,18 +63,18 @@ async def test_settings_change(auth: AuthApp, accounts: Accounts) -> None:
     assert response.json()["settings"] == {
         "deletion_mode": "manual",
         "notifications": False,
-        "accept_shares": True,
+        "accept_shares": False,
     }
     response = await auth.client.patch(
-        "/auth/v1/me/settings", json={"accept_shares": False}, headers=headers
+        "/auth/v1/me/settings", json={"accept_shares": True}, headers=headers
     )
     assert response.json()["settings"] == {
         "deletion_mode": "manual",
         "notifications": False,
-        "accept_shares": False,
+        "accept_shares": True,
     }
     me = await auth.client.get("/auth/v1/me", headers=headers)
-    assert me.json()["settings"]["accept_shares"] is False
+    assert me.json()["settings"]["accept_shares"] is True
 
 
 @pytest.mark.parametrize(
@@ -215,7 +216,8 @@ async def test_admin_creates_an_institution_and_overrides_quotas(
     restored = await auth.client.patch(
         f"/auth/v1/admin/accounts/{institution_id}", json={"quota_bytes": None}, headers=headers
     )
-    assert restored.json()["quota_bytes"] == 1024 * MIB
+    # An institution's default is no quota: retention governs what it publishes.
+    assert restored.json()["quota_bytes"] is None
     assert restored.json()["quota_is_default"] is True
 
     fetched = await auth.client.get(f"/auth/v1/admin/accounts/{institution_id}", headers=headers)

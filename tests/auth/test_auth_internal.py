@@ -106,7 +106,7 @@ async def test_internal_account(
     assert body["deletion_mode"] == "automatic"
     assert body["active"] is True
     assert body["notifications"] is True
-    assert body["accept_shares"] is True
+    assert body["accept_shares"] is False  # off until the holder turns it on
     assert body["default_code_validity_days"] is None
     assert len(b64d(body["public_key"])) == 32
 
@@ -166,14 +166,15 @@ async def test_internal_account_tells_whether_it_receives_shares(
     await accounts.activate(registered.email)
     assert (await record(registered.email))["active"] is True
 
-    refusing = await accounts.active()
+    accepting = await accounts.active()
+    assert (await record(accepting.email))["accept_shares"] is False
     await auth.client.patch(
         "/auth/v1/me/settings",
-        json={"accept_shares": False},
-        headers=bearer(await accounts.login(refusing)),
+        json={"accept_shares": True},
+        headers=bearer(await accounts.login(accepting)),
     )
-    assert (await record(refusing.email))["accept_shares"] is False
-    assert (await record(refusing.email))["active"] is True
+    assert (await record(accepting.email))["accept_shares"] is True
+    assert (await record(accepting.email))["active"] is True
 
     admin = await accounts.privileged(role="admin")
     disabled = await auth.client.patch(

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,7 @@ class RunningSuite:
     var: Path
     smtp: SmtpTestServer
     s3: MotoS3Server
+    bucket: str = ""
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -97,13 +99,15 @@ def s3_server() -> Iterator[MotoS3Server]:
         yield server
 
 
-@pytest.fixture(scope="session")
-async def suite(
-    tmp_path_factory: pytest.TempPathFactory,
+@asynccontextmanager
+async def start_suite(
+    var: Path,
     smtp_server: SmtpTestServer,
     s3_server: MotoS3Server,
+    extra_env: dict[str, str] | None = None,
 ) -> AsyncIterator[RunningSuite]:
-    var = tmp_path_factory.mktemp("suite-var")
+    """The five services on PostgreSQL + S3 + SMTP, with ``extra_env`` on top of the
+    production-like settings; stopped and their databases dropped afterwards."""
     base_port = free_port_block()
     async with (
         temporary_database("hds_e2e_auth") as auth_db,
@@ -124,6 +128,7 @@ async def suite(
             # Every test of a run registers and logs in from 127.0.0.1, more often than the
             # per-address limit of credential requests allows (tested in tests/gateway).
             "HDS_GATEWAY_RATE_LIMIT_AUTH_PER_ADDRESS": "100000",
+            **(extra_env or {}),
         }
         store = s3_server.blobstore(bucket)
         async with store:
@@ -143,16 +148,31 @@ async def suite(
             check=True,
         )
         running = RunningSuite(
-            gateway_url=env["HDS_PUBLIC_BASE_URL"], env=env, var=var, smtp=smtp_server, s3=s3_server
+            gateway_url=env["HDS_PUBLIC_BASE_URL"],
+            env=env,
+            var=var,
+            smtp=smtp_server,
+            s3=s3_server,
+            bucket=bucket,
         )
         try:
             for name in SERVICES:
                 running.start(name)
-            wait_until_ready(f"{running.gateway_url}/readyz", running.processes, timeout=60)
+            wait_until_ready(f"{running.gateway_url}/readyz", running.processes, timeout=180)
             yield running
         finally:
             for name in list(running.processes):
                 running.stop(name)
+
+
+@pytest.fixture(scope="session")
+async def suite(
+    tmp_path_factory: pytest.TempPathFactory,
+    smtp_server: SmtpTestServer,
+    s3_server: MotoS3Server,
+) -> AsyncIterator[RunningSuite]:
+    async with start_suite(tmp_path_factory.mktemp("suite-var"), smtp_server, s3_server) as running:
+        yield running
 
 
 def publish(suite: RunningSuite, folder: Path, birth_date: str) -> dict[str, Any]:

@@ -45,6 +45,10 @@ def test_a_patient_shares_a_study_by_email(suite: RunningSuite, tmp_path: Path) 
     client = httpx.Client(base_url=suite.gateway_url, timeout=60)
     _, sharer = register(client, suite, "patient")
     recipient_email, recipient = register(client, suite, "referrer")
+    # Shares are off for new accounts; the recipient allows them first.
+    assert client.patch(
+        "/auth/v1/me/settings", json={"accept_shares": True}, headers=recipient
+    ).is_success
     study = make_study(3, series=1, patient_name="Geteilt^Gerda", patient_id="SHR-9", seed=21)
     write_study(tmp_path / "study", study)
     code = publish(suite, tmp_path / "study", BIRTH_DATE)["code"]

@@ -65,7 +65,7 @@ class TestAccount:
     id: str
     role: str
     private_key: bytes = field(repr=False)
-    quota_bytes: int = GIB
+    quota_bytes: int | None = GIB
     deletion_mode: str = "manual"
     # Activated and not disabled; receives shares (the two things sharing asks of auth).
     active: bool = True

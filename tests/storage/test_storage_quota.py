@@ -68,21 +68,42 @@ async def test_manual_mode_refuses_what_does_not_fit(env: StorageEnv) -> None:
     assert await env.blob_keys(f"objects/{package_id}/") == []
 
 
-async def test_automatic_mode_removes_the_oldest_whole_studies(pg_env: StorageEnv) -> None:
+async def test_an_institution_over_its_quota_is_refused_and_loses_nothing(
+    pg_env: StorageEnv,
+) -> None:
+    """Even in automatic deletion mode: what an institution published is never evicted."""
     env = pg_env
     studies = [make_study(2, patient_id=f"A-{i}", rows=48, columns=48) for i in range(3)]
     size = sum(len(f.data) for f in studies[0])
     institution = env.institution(quota_bytes=2 * size + size // 2, deletion_mode="automatic")
     oldest = await env.publish(institution, studies[0])
     middle = await env.publish(institution, studies[1])
+    package_id = await env.create_package(institution)
 
-    newest = await env.publish(institution, studies[2])
+    refused = await env.upload(institution, package_id, studies[2])
 
+    assert refused.status_code == 507, refused.text
+    assert "nothing it published is ever deleted" in refused.json()["detail"]
     listed = (await env.client.get("/storage/v1/studies", headers=env.auth(institution))).json()
-    assert [s["package_id"] for s in listed] == [middle, newest]
-    assert await env.blob_keys(f"objects/{oldest}/") == []
-    remaining = sum(len(f.data) for f in studies[1] + studies[2])
-    assert await env.usage(institution) == remaining == await env.listed_bytes(institution)
+    assert [s["package_id"] for s in listed] == [oldest, middle]
+    assert len(await env.blob_keys(f"objects/{oldest}/")) == 2
+    assert await env.blob_keys(f"objects/{package_id}/") == []
+    kept = sum(len(f.data) for f in studies[0] + studies[1])
+    assert await env.usage(institution) == kept == await env.listed_bytes(institution)
+
+
+async def test_an_institution_without_quota_publishes_past_the_patient_default(
+    pg_env: StorageEnv,
+) -> None:
+    env = pg_env
+    studies = [make_study(2, patient_id=f"B-{i}", rows=48, columns=48) for i in range(3)]
+    institution = env.institution(quota_bytes=None, deletion_mode="automatic")
+    packages = [await env.publish(institution, files) for files in studies]
+    listed = (await env.client.get("/storage/v1/studies", headers=env.auth(institution))).json()
+    assert sorted(s["package_id"] for s in listed) == sorted(packages)
+    usage = (await env.client.get("/storage/v1/usage", headers=env.auth(institution))).json()
+    assert usage["quota_bytes"] is None
+    assert usage["used_bytes"] == sum(len(f.data) for files in studies for f in files)
 
 
 async def test_automatic_import_evicts_only_from_the_importer(pg_env: StorageEnv) -> None:

@@ -307,7 +307,9 @@ async def test_bad_ids_and_bodies_are_problems(pg_env: StorageEnv) -> None:
         response = await env.client.post(
             url, **{**kwargs, "headers": {**headers, **kwargs.get("headers", {})}}
         )
-        assert response.status_code == 422, (kwargs, response.text)
+        # A body that is not JSON at all is a 400 that says so; a wrong shape is a 422.
+        expected = 400 if "content" in kwargs else 422
+        assert response.status_code == expected, (kwargs, response.text)
         assert response.headers["content-type"] == PROBLEM
     too_long = await env.client.post(
         f"/storage/v1/studies/{'x' * 65}/shares", json={"recipient": "a@b.org"}, headers=headers
@@ -323,30 +325,100 @@ async def test_bad_ids_and_bodies_are_problems(pg_env: StorageEnv) -> None:
     assert await shares_of(env, published.patient) == 0
 
 
-async def test_the_recipients_quota_is_charged(pg_env: StorageEnv) -> None:
+async def test_a_share_that_does_not_fit_waits_and_deletes_nothing(pg_env: StorageEnv) -> None:
     env = pg_env
     published = await publish(env)
-    small = env.account(quota_bytes=published.size - 1)
+    for mode in ("manual", "automatic"):
+        recipient = env.account(deletion_mode=mode)
+        own = await publish(env, import_into=recipient)
+        own_blobs = await env.blob_keys(f"objects/{own.package_id}/")
+        held_before = await study_ids(env, recipient)
+        used = await env.usage(recipient)
+        recipient.quota_bytes = used + published.size // 2
 
-    refused = await share(env, published.patient, f"studies/{published.study_id}", small.email)
+        response = await share(
+            env, published.patient, f"studies/{published.study_id}", recipient.email
+        )
 
-    body = problem(refused, 507, "quota-exceeded")
-    assert body["deletion_mode"] == "manual"
-    assert await study_ids(env, small) == []
-    assert await env.usage(small) == 0
-    assert await slots_of(env, small) == 0
-    assert await shares_of(env, published.patient) == 0
+        assert response.status_code == 201, response.text
+        waiting = response.json()
+        assert waiting["state"] == "waiting", mode
+        assert waiting["size_bytes"] == published.size
+        # Nothing of the recipient went, nothing of the share arrived.
+        assert await study_ids(env, recipient) == held_before, mode
+        assert await env.blob_keys(f"objects/{own.package_id}/") == own_blobs
+        assert await env.usage(recipient) == used
+        listed = (await env.client.get("/storage/v1/shares", headers=env.auth(recipient))).json()
+        assert [(s["id"], s["state"]) for s in listed["incoming"]] == [(waiting["id"], "waiting")]
+        # Accepting while it does not fit: 507, still nothing deleted.
+        url = f"/storage/v1/shares/{waiting['id']}/accept"
+        problem(await env.client.post(url, headers=env.auth(recipient)), 507, "quota-exceeded")
+        assert await study_ids(env, recipient) == held_before
+        # The sharer cannot accept for the recipient.
+        problem(
+            await env.client.post(url, headers=env.auth(published.patient)), 404, "share-not-found"
+        )
 
-    # Automatic mode makes room like an import does: its oldest whole studies go.
-    roomy = env.account(deletion_mode="automatic")
-    older = await publish(env, import_into=roomy)
-    roomy.quota_bytes = await env.usage(roomy) + published.size // 2
-    response = await share(env, published.patient, f"studies/{published.study_id}", roomy.id)
-    assert response.status_code == 201, response.text
-    held = await study_ids(env, roomy)
+
+async def test_a_waiting_share_comes_in_once_the_recipient_makes_room(pg_env: StorageEnv) -> None:
+    env = pg_env
+    published = await publish(env)
+    recipient = env.account(deletion_mode="automatic")
+    own = await publish(env, import_into=recipient)
+    recipient.quota_bytes = await env.usage(recipient) + published.size // 2
+    waiting = (
+        await share(env, published.patient, f"studies/{published.study_id}", recipient.id)
+    ).json()
+    assert waiting["state"] == "waiting"
+
+    # The recipient deletes one of its own studies: the waiting share is tried again.
+    deleted = await env.client.delete(
+        f"/storage/v1/studies/{own.study_id}", headers=env.auth(recipient)
+    )
+    assert deleted.status_code == 204
+    held = await study_ids(env, recipient)
     assert published.study_id in held
-    assert len({older.study_id, older.other_study_id} - set(held)) == 1
-    assert await env.usage(roomy) == await env.listed_bytes(roomy) <= roomy.quota_bytes
+    assert await env.usage(recipient) == await env.listed_bytes(recipient)
+    assert await env.usage(recipient) <= recipient.quota_bytes
+    listed = (await env.client.get("/storage/v1/shares", headers=env.auth(recipient))).json()
+    assert [s["state"] for s in listed["incoming"]] == ["active"]
+    archive = await env.client.get(
+        f"/storage/v1/studies/{published.study_id}/archive", headers=env.auth(recipient)
+    )
+    assert archive.status_code == 200
+
+
+async def test_a_waiting_share_can_be_accepted_or_declined(pg_env: StorageEnv) -> None:
+    env = pg_env
+    published = await publish(env)
+    recipient = env.account(quota_bytes=published.size - 1)
+    declined_by = env.account(quota_bytes=published.size - 1)
+    first = (
+        await share(env, published.patient, f"studies/{published.study_id}", recipient.id)
+    ).json()
+    second = (
+        await share(env, published.patient, f"studies/{published.study_id}", declined_by.id)
+    ).json()
+    assert first["state"] == second["state"] == "waiting"
+    assert await slots_of(env, recipient) == 0
+
+    recipient.quota_bytes = published.size
+    accepted = await env.client.post(
+        f"/storage/v1/shares/{first['id']}/accept", headers=env.auth(recipient)
+    )
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["state"] == "active"
+    assert await study_ids(env, recipient) == [published.study_id]
+    assert await env.usage(recipient) == published.size
+
+    declined = await env.client.delete(
+        f"/storage/v1/shares/{second['id']}", headers=env.auth(declined_by)
+    )
+    assert declined.status_code == 204
+    assert await study_ids(env, declined_by) == []
+    assert await slots_of(env, declined_by) == 0
+    listed = (await env.client.get("/storage/v1/shares", headers=env.auth(declined_by))).json()
+    assert listed["incoming"] == []
 
 
 async def test_revoking_takes_back_access_and_quota(env: StorageEnv) -> None:

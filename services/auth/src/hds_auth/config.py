@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     outbox_dir: Path = Path("var/outbox")
 
     default_quota_mib: int = Field(default=1024, ge=0)
+    # Institutions: what they publish is governed by retention, never evicted by a quota;
+    # 0 means no quota at all, otherwise uploads past it are refused (507).
+    institution_quota_mib: int = Field(default=0, ge=0)
     default_code_validity_days: int = Field(default=30, ge=30, le=90)
     # The storage service answers usage; a slow one must not slow /me down.
     storage_timeout_seconds: float = 2.0
@@ -81,3 +84,7 @@ class Settings(BaseSettings):
     @property
     def default_quota_bytes(self) -> int:
         return self.default_quota_mib * MIB
+
+    @property
+    def institution_quota_bytes(self) -> int | None:
+        return self.institution_quota_mib * MIB or None

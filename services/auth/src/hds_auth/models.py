@@ -54,7 +54,7 @@ class Account(Base):
 
     deletion_mode: Mapped[str] = mapped_column(String(20), default="automatic")
     notifications: Mapped[bool] = mapped_column(Boolean, default=True)
-    accept_shares: Mapped[bool] = mapped_column(Boolean, default=True)
+    accept_shares: Mapped[bool] = mapped_column(Boolean, default=False)
     # None: the suite default quota applies.
     quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
     # Institutions only: validity of new access codes (30 to 90 days).

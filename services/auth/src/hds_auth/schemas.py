@@ -148,7 +148,7 @@ class Me(BaseModel):
     created_at: dt.datetime
     public_key: str = Field(description="X25519 public key, base64url")
     settings: AccountSettings
-    quota_bytes: int
+    quota_bytes: int | None = Field(description="null: no quota (institutions by default)")
     used_bytes: int | None = Field(description="null when the storage service is unreachable")
     institution: InstitutionProfile | None
 
@@ -201,7 +201,7 @@ class AdminAccount(BaseModel):
     disabled: bool
     created_at: dt.datetime
     settings: AccountSettings
-    quota_bytes: int
+    quota_bytes: int | None = Field(description="null: no quota (institutions by default)")
     quota_is_default: bool
     default_code_validity_days: int | None
 
@@ -231,7 +231,7 @@ class InternalAccount(BaseModel):
     email: str
     role: Role
     public_key: str
-    quota_bytes: int
+    quota_bytes: int | None = Field(description="null: no quota (institutions by default)")
     deletion_mode: DeletionMode
     # Activated and not disabled: only such an account can receive shares.
     active: bool

@@ -146,7 +146,8 @@ async def create_account(
         disabled=False,
         deletion_mode="automatic",
         notifications=True,
-        accept_shares=True,
+        # Nobody may push data into an account before its holder allows it.
+        accept_shares=False,
         quota_bytes=quota_bytes,
         default_code_validity_days=(
             (default_code_validity_days or settings.default_code_validity_days)
@@ -414,9 +415,12 @@ def _uuid_or_none(text: str | None) -> uuid.UUID | None:
 # -- the account ---------------------------------------------------------------------
 
 
-def quota_bytes(runtime: Runtime, account: Account) -> int:
+def quota_bytes(runtime: Runtime, account: Account) -> int | None:
+    """The account's quota; None means none (institutions, unless one is configured)."""
     if account.quota_bytes is not None:
         return account.quota_bytes
+    if account.role == "institution":
+        return runtime.settings.institution_quota_bytes
     return runtime.settings.default_quota_bytes
 
 

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     upload_heartbeat_seconds: float = Field(default=30.0, gt=0)
     # Orphan sweep and idle-package completion run this often (and once at start).
     maintenance_interval_seconds: float = Field(default=300.0, gt=0)
+    # Retention of published packages: kept while any of their access codes is valid,
+    # plus this many days (fractions allowed), then deleted with a notice to the
+    # institution (hds_storage.retention). Quotas never delete published packages.
+    retention_days: float = Field(default=30.0, ge=0)
     # How much of a DICOM part may be buffered to parse its header (without pixel data).
     dicom_header_limit_bytes: int = Field(default=4 * 1024 * 1024, ge=4096)
     # Requests without Content-Length reserve quota in steps of this size.

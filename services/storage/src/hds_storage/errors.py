@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from hds_common.errors import Conflict, ProblemError, ServiceUnavailable
+from hds_common.errors import Conflict, NotFound, ProblemError, ServiceUnavailable
 
 __all__ = [
     "IntegrityFailure",
+    "PackageEmpty",
     "PackageIncomplete",
     "RangeNotSatisfiableProblem",
     "identity_unavailable",
@@ -47,6 +48,20 @@ class PackageIncomplete(Conflict):
             headers={"Retry-After": str(retry_after)},
             retry_after=retry_after,
             **kwargs,
+        )
+
+
+class PackageEmpty(NotFound):
+    """A complete package that holds nothing (any more): never imported or downloaded as
+    if it were a package with no studies."""
+
+    slug = "package-empty"
+    title = "Package holds no data"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the package holds no studies or reports (any more); it may have been "
+            "deleted after its retention period"
         )
 
 

@@ -24,9 +24,8 @@ from hds_storage.collector import ItemRef, collect_items, delete_blobs, remove_u
 from hds_storage.delivery import archive_response, object_response
 from hds_storage.identity import AccountInfo
 from hds_storage.index import IndexReader
-from hds_storage.keys import seal_slot
 from hds_storage.models import Document, Holding, Instance, KeySlot
-from hds_storage.quota import Room, make_room, release_holding
+from hds_storage.quota import Addition, Room, make_room, release_holding
 from hds_storage.repository import StorageRepository
 from hds_storage.schemas import (
     DocumentPublic,
@@ -37,7 +36,7 @@ from hds_storage.schemas import (
 )
 from hds_storage.state import StorageState
 
-__all__ = ["HoldingsService", "add_items", "collect_evicted", "delete_item"]
+__all__ = ["HoldingsService", "add_items", "collect_evicted", "delete_item", "new_holdings"]
 
 log = structlog.get_logger("hds.storage.holdings")
 
@@ -185,24 +184,55 @@ async def delete_item(state: StorageState, account_id: str, item_id: str, kind: 
 async def add_items(
     repo: StorageRepository,
     account: AccountInfo,
-    public_key: bytes,
     *,
     package_id: str,
-    package_key: bytes,
+    sealed_key: bytes,
     items: Sequence[tuple[str, str]],
+    addition: Addition,
     share_id: str | None = None,
 ) -> tuple[int, Room]:
     """Inside a transaction holding the package lock: put the ``(kind, item id)`` items
     the account does not hold yet into its holdings (as given by ``share_id``, if any),
-    within its quota (automatic mode evicts its oldest studies, manual mode answers 507),
-    and give it a key slot on the package if it has none. Returns the bytes newly
-    counted and the room made (evicted items are collected after commit)."""
+    within its quota (see :mod:`hds_storage.quota` for what may be evicted), and give it
+    a key slot on the package if it has none. Returns the bytes newly counted and the
+    room made (evicted items are collected after commit). ``sealed_key`` is the package
+    key sealed to the account (:func:`hds_storage.keys.seal_slot`)."""
     now = utcnow()
-    held = {h.item_id for h in await repo.holdings_in_package(account.id, package_id)}
-    new = [
+    new = await new_holdings(repo, account.id, package_id, items, share_id=share_id, now=now)
+    added = sum((await repo.item_sizes(new)).values())
+    room = await make_room(repo, account, need=added, keep_package=package_id, addition=addition)
+    if await repo.slot(package_id, account.id) is None:
+        repo.add(
+            KeySlot(
+                id=str(uuid.uuid4()),
+                package_id=package_id,
+                account_id=account.id,
+                sealed_key=sealed_key,
+                created_at=now,
+            )
+        )
+    for holding in new:
+        repo.add(holding)
+    await repo.flush()
+    await repo.add_usage(account.id, added)
+    return added, room
+
+
+async def new_holdings(
+    repo: StorageRepository,
+    account_id: str,
+    package_id: str,
+    items: Sequence[tuple[str, str]],
+    *,
+    share_id: str | None,
+    now: dt.datetime,
+) -> list[Holding]:
+    """Holdings (not added yet) for the items of the package the account does not hold."""
+    held = {h.item_id for h in await repo.holdings_in_package(account_id, package_id)}
+    return [
         Holding(
             id=str(uuid.uuid4()),
-            account_id=account.id,
+            account_id=account_id,
             package_id=package_id,
             item_kind=kind,
             item_id=item_id,
@@ -212,23 +242,6 @@ async def add_items(
         for kind, item_id in items
         if item_id not in held
     ]
-    added = sum((await repo.item_sizes(new)).values())
-    room = await make_room(repo, account, need=added, keep_package=package_id)
-    if await repo.slot(package_id, account.id) is None:
-        repo.add(
-            KeySlot(
-                id=str(uuid.uuid4()),
-                package_id=package_id,
-                account_id=account.id,
-                sealed_key=seal_slot(public_key, package_id, package_key),
-                created_at=now,
-            )
-        )
-    for holding in new:
-        repo.add(holding)
-    await repo.flush()
-    await repo.add_usage(account.id, added)
-    return added, room
 
 
 async def collect_evicted(state: StorageState, room: Room) -> None:

@@ -31,7 +31,7 @@ class AccountInfo(BaseModel):
     id: str
     role: str = ""
     public_key: str | None = None
-    quota_bytes: int
+    quota_bytes: int | None  # None: no quota (institutions, unless one is configured)
     deletion_mode: Literal["automatic", "manual"] = "manual"
     # Shares go only to activated, enabled accounts that accept them; unsaid means no.
     active: bool = False

@@ -21,10 +21,12 @@ from hds_common.logs import configure_logging
 from hds_common.observability import ReadinessCheck
 from hds_common.tokens import JwksClient, KeySource, TokenVerifier
 from hds_storage.api import internal, public
+from hds_storage.codes_client import CodesClient
 from hds_storage.collector import run_maintenance
 from hds_storage.config import Settings
 from hds_storage.db import migrate
 from hds_storage.identity import IdentityClient
+from hds_storage.retention import retire_expired_packages
 from hds_storage.state import StorageState
 
 __all__ = ["app_from_env", "create_app", "lifespan"]
@@ -33,8 +35,8 @@ log = structlog.get_logger("hds.storage")
 
 
 async def _maintenance_loop(state: StorageState) -> None:
-    """Orphan sweep, dead-upload cleanup and idle-package completion, at start and then
-    every ``maintenance_interval_seconds``; safe with several replicas."""
+    """Orphan sweep, dead-upload cleanup, idle-package completion and retention, at start
+    and then every ``maintenance_interval_seconds``; safe with several replicas."""
     settings = state.settings
     while True:
         try:
@@ -43,6 +45,13 @@ async def _maintenance_loop(state: StorageState) -> None:
                 state.store,
                 upload_stale_seconds=settings.upload_stale_seconds,
                 package_idle_timeout_seconds=settings.package_idle_timeout_seconds,
+            )
+            await retire_expired_packages(
+                state.session_maker,
+                state.store,
+                state.identity,
+                state.codes.codes_valid_until,
+                retention_days=settings.retention_days,
             )
         except Exception as exc:  # keep the loop alive; the next pass retries
             log.warning("maintenance_failed", error=f"{type(exc).__name__}: {exc}")
@@ -75,6 +84,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             transport=transport,
         )
         stack.push_async_callback(identity_client.aclose)
+        codes_client = internal_client(
+            settings.suite.codes_url,
+            service="storage",
+            secret=settings.suite.internal_secret.get_secret_value(),
+            timeout=settings.auth_timeout_seconds,
+            transport=transport,
+        )
+        stack.push_async_callback(codes_client.aclose)
         keys: KeySource | None = app.state.token_keys
         if keys is None:
             jwks_http = httpx.AsyncClient(
@@ -90,6 +107,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             grant_key=grant_key,
             identity=IdentityClient(identity_client),
             verifier=TokenVerifier(issuer=settings.suite.jwt_issuer, keys=keys),
+            codes=CodesClient(codes_client),
         )
         app.state.storage = state
         app.state.engine = engine

@@ -53,6 +53,13 @@ class Package(Base):
     created_at: Mapped[dt.datetime] = _timestamp()
     last_activity_at: Mapped[dt.datetime] = _timestamp()
     completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # The latest expiry of any access code issued for the package, as the codes service
+    # reported it (only ever moved later). Retention keeps the institution's copy until
+    # then plus the retention period (hds_storage.retention).
+    codes_valid_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when retention removed the institution's copy: no code is issued or
+    # reactivated for it any more.
+    retired_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class KeySlot(Base):
@@ -150,7 +157,9 @@ class Share(Base):
 
     A package share (an institution's delivery) names the package itself as its item.
     The recipient's copy is its holding; the share row records who gave it, so the
-    sharer can list and revoke it."""
+    sharer can list and revoke it. A share that did not fit the recipient's quota is
+    ``waiting``: it holds nothing yet, only the package key already sealed to the
+    recipient, until the recipient accepts it (when it fits) or declines it."""
 
     __tablename__ = "shares"
     __table_args__ = (UniqueConstraint("from_account_id", "to_account_id", "item_id"),)
@@ -163,6 +172,9 @@ class Share(Base):
     item_id: Mapped[str] = mapped_column(ID)
     from_account_id: Mapped[str] = mapped_column(ACCOUNT_ID)
     to_account_id: Mapped[str] = mapped_column(ACCOUNT_ID, index=True)
+    state: Mapped[str] = mapped_column(String(16), default="active")  # "active" | "waiting"
+    # Waiting shares only: the package key sealed to the recipient (a key slot to be).
+    sealed_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = _timestamp()
 
 

@@ -22,7 +22,7 @@ from hds_common.db import utcnow
 from hds_common.errors import Conflict, Forbidden, NotFound, UnprocessableContent
 from hds_storage.access import GrantKeys, KeyHolder, KeyRing, load_package, package_key_from_grant
 from hds_storage.delivery import archive_response, object_response
-from hds_storage.errors import PackageIncomplete
+from hds_storage.errors import PackageEmpty, PackageIncomplete
 from hds_storage.holdings import add_items, collect_evicted
 from hds_storage.index import IndexReader, as_utc
 from hds_storage.keys import MetaCipher, open_user_grant, seal_slot, user_public_key
@@ -191,7 +191,7 @@ class PackageService:
             studies = [s for s in studies if s.id in wanted]
             documents = [d for d in documents if d.id in wanted]
         if not studies and not documents:
-            raise NotFound("the package holds no items", slug="item-not-found")
+            raise PackageEmpty()
         reader = IndexReader(self.repo, GrantKeys(package.id, package_key))
         content = await reader.archive_content(studies, documents)
         name = item_ids[0] if len(item_ids) == 1 else package.id
@@ -234,7 +234,8 @@ class PackageService:
 
 async def import_slot(state: StorageState, package_id: str, body: SlotImport) -> SlotImported:
     """Give an account a key slot on a complete package and all its items in its holdings,
-    within its quota (automatic mode evicts its oldest studies; manual mode answers 507)."""
+    within its quota (an import is the account's own addition: automatic mode evicts its
+    oldest studies, manual mode answers 507)."""
     async with state.session_maker() as session:
         repo = StorageRepository(session)
         package = await PackageService(state, repo).require_complete(package_id)
@@ -252,13 +253,15 @@ async def import_slot(state: StorageState, package_id: str, body: SlotImport) ->
             raise NotFound("no such package", slug="package-not-found")
         studies = await repo.studies_of_package(package_id)
         documents = await repo.documents_of_package(package_id)
+        if not studies and not documents:
+            raise PackageEmpty()
         added, room = await add_items(
             repo,
             account,
-            public_key,
             package_id=package_id,
-            package_key=package_key,
+            sealed_key=seal_slot(public_key, package_id, package_key),
             items=[("study", s.id) for s in studies] + [("document", d.id) for d in documents],
+            addition="own",
         )
         # Items someone shared with the account are now its own: revoking that share
         # no longer removes them.

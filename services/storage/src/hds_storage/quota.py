@@ -1,19 +1,30 @@
 """Quota: plaintext bytes of an account's holdings against the quota the identity service
-sets (default 1 GiB, per-account override).
+sets (default 1 GiB for patients and referrers, per-account override; institutions have
+none unless one is configured).
 
 Invariant, kept under any concurrency: ``used + reserved <= quota`` whenever something
 is added, where ``reserved`` is the sum over the account's uploads in flight. Uploads
 reserve before their bytes are stored (in one transaction holding the account's usage
 lock), and turn the reservation into usage when they commit; a failed upload drops its
-reservation, a crashed one loses it to the sweep. Automatic deletion mode makes room by
-removing the account's oldest whole studies (never documents, never studies of a package
-still being published, never items of the package being added to); manual mode, or
-automatic mode when even that is not enough, answers 507 and removes nothing.
+reservation, a crashed one loses it to the sweep.
+
+What may be deleted to make room (nothing else ever is):
+
+* only for what the account adds itself (its own uploads and code imports), never for a
+  share or a delivery another account pushes into it (:data:`Addition`);
+* only in automatic deletion mode, and only the account's oldest whole studies (never
+  documents, never studies of a package still being published, never items of the
+  package being added to);
+* never anything of an institution: what it publishes is governed by retention
+  (:mod:`hds_storage.retention`), and a quota it may have refuses uploads with 507.
+
+Otherwise an addition that does not fit answers 507 and removes nothing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from hds_common.db import utcnow
 from hds_common.errors import InsufficientStorage, ServiceUnavailable
@@ -22,7 +33,12 @@ from hds_storage.identity import AccountInfo
 from hds_storage.models import Holding
 from hds_storage.repository import StorageRepository
 
-__all__ = ["Room", "make_room", "release_holding", "reserve"]
+__all__ = ["Addition", "Room", "make_room", "may_evict", "release_holding", "reserve"]
+
+_UNLIMITED = 2**62
+
+# Who adds: the account itself (upload, code import), or another account (share, delivery).
+Addition = Literal["own", "pushed"]
 
 
 @dataclass
@@ -53,21 +69,32 @@ async def release_holding(
         await repo.delete_slot(holding.package_id, holding.account_id)
 
 
+def may_evict(account: AccountInfo, addition: Addition) -> bool:
+    """Whether automatic deletion may remove the account's studies for this addition."""
+    return (
+        addition == "own" and account.deletion_mode == "automatic" and account.role != "institution"
+    )
+
+
 async def make_room(
     repo: StorageRepository,
     account: AccountInfo,
     *,
     need: int,
     keep_package: str,
+    addition: Addition,
 ) -> Room:
     """Inside a transaction holding the account's usage lock: ensure ``need`` bytes are
-    free, evicting in automatic mode; raises 507 otherwise (and the caller rolls back)."""
+    free, evicting where :func:`may_evict` allows; raises 507 otherwise (and the caller
+    rolls back)."""
     used = await repo.lock_usage(account.id)
+    if account.quota_bytes is None:  # no quota: everything fits
+        return Room(free=_UNLIMITED)
     reserved = await repo.reserved_bytes(account.id)
     room = Room(free=account.quota_bytes - used - reserved)
     if room.free >= need:
         return room
-    if account.deletion_mode == "automatic":
+    if may_evict(account, addition):
         candidates = await repo.evictable_studies(account.id, keep_package=keep_package)
         sizes = await repo.item_sizes(candidates)
         freed = 0
@@ -85,12 +112,20 @@ async def make_room(
     if room.free < need:
         raise InsufficientStorage(
             f"{need} more bytes do not fit: {max(room.free, 0)} of {account.quota_bytes} "
-            "bytes are free",
+            f"bytes are free ({_remedy(account)})",
             quota_bytes=account.quota_bytes,
             used_bytes=used,
             deletion_mode=account.deletion_mode,
         )
     return room
+
+
+def _remedy(account: AccountInfo) -> str:
+    if account.role == "institution":
+        return "the institution's quota is reached; nothing it published is ever deleted for room"
+    if account.deletion_mode == "manual":
+        return "delete studies or documents, or switch to automatic deletion mode"
+    return "even deleting the oldest studies would not make enough room"
 
 
 async def reserve(
@@ -105,7 +140,7 @@ async def reserve(
     """Reserve between ``need`` and ``want`` bytes for an upload batch (in the caller's
     transaction); returns the amount reserved and the evicted items to collect after
     commit."""
-    room = await make_room(repo, account, need=need, keep_package=keep_package)
+    room = await make_room(repo, account, need=need, keep_package=keep_package, addition="own")
     amount = max(need, min(want, room.free))
     if not await repo.add_reservation(batch_id, amount, utcnow()):
         raise ServiceUnavailable(

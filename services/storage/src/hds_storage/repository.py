@@ -77,6 +77,48 @@ class StorageRepository:
             return None
         return await self.session.get(Package, package_id, populate_existing=True)
 
+    async def set_codes_validity(self, package_id: str, valid_until: dt.datetime) -> bool:
+        """Record the codes service's word on until when the package's codes are valid
+        (a hint for the retention sweep, which asks again before it retires anything);
+        False when the package does not exist or was retired."""
+        result = await self.session.execute(
+            update(Package)
+            .where(Package.id == package_id, Package.retired_at.is_(None))
+            .values(codes_valid_until=valid_until)
+            .execution_options(**_NO_SYNC)
+        )
+        return _rowcount(result) == 1
+
+    async def packages_past_retention(
+        self, *, kept_before: dt.datetime, limit: int = 100
+    ) -> list[str]:
+        """Complete, unretired packages whose codes (or, without any, whose completion)
+        ended before ``kept_before``."""
+        end = func.coalesce(Package.codes_valid_until, Package.completed_at)
+        result = await self.session.scalars(
+            select(Package.id)
+            .where(
+                Package.state == "complete",
+                Package.retired_at.is_(None),
+                end.is_not(None),
+                end < kept_before,
+            )
+            .order_by(Package.id)
+            .limit(limit)
+        )
+        return list(result)
+
+    async def package_is_held(self, package_id: str) -> bool:
+        found = await self.session.scalar(
+            select(Holding.id).where(Holding.package_id == package_id).limit(1)
+        )
+        return found is not None
+
+    async def delete_package(self, package_id: str) -> None:
+        await self.session.execute(
+            delete(Package).where(Package.id == package_id).execution_options(**_NO_SYNC)
+        )
+
     async def touch_open_package(self, package_id: str, now: dt.datetime) -> bool:
         """Record upload activity; False when the package is not (any more) open."""
         result = await self.session.execute(
@@ -118,7 +160,7 @@ class StorageRepository:
     async def packages_of_institution(self, institution_id: str) -> Sequence[Package]:
         result = await self.session.scalars(
             select(Package)
-            .where(Package.institution_id == institution_id)
+            .where(Package.institution_id == institution_id, Package.retired_at.is_(None))
             .order_by(Package.created_at.desc(), Package.id)
         )
         return result.all()
@@ -426,10 +468,44 @@ class StorageRepository:
                 Share.to_account_id == holding.account_id,
                 Share.item_id.in_([holding.item_id, holding.package_id]),
                 Share.id != besides,
+                Share.state == "active",
             )
             .order_by(Share.created_at, Share.id)
             .limit(1)
         )
+
+    async def share_sizes(self, shares: Sequence[Share]) -> dict[str, int]:
+        """Plaintext bytes of what each share gives (an item, or a whole package)."""
+        package_ids = [s.package_id for s in shares if s.item_kind == "package"]
+        package_totals: dict[str, int] = {}
+        if package_ids:
+            rows = await self.session.execute(
+                select(Instance.package_id, func.coalesce(func.sum(Instance.size), 0))
+                .where(Instance.package_id.in_(set(package_ids)))
+                .group_by(Instance.package_id)
+            )
+            package_totals = {row[0]: int(row[1]) for row in rows}
+            rows = await self.session.execute(
+                select(Document.package_id, func.coalesce(func.sum(Document.size), 0))
+                .where(Document.package_id.in_(set(package_ids)))
+                .group_by(Document.package_id)
+            )
+            for package_id, total in rows:
+                package_totals[package_id] = package_totals.get(package_id, 0) + int(total)
+        studies = await self.study_totals(s.item_id for s in shares if s.item_kind == "study")
+        documents = {
+            d.id: d.size
+            for d in await self.documents(s.item_id for s in shares if s.item_kind == "document")
+        }
+        sizes: dict[str, int] = {}
+        for share in shares:
+            if share.item_kind == "package":
+                sizes[share.id] = package_totals.get(share.package_id, 0)
+            elif share.item_kind == "study":
+                sizes[share.id] = studies.get(share.item_id, (0, 0))[1]
+            else:
+                sizes[share.id] = documents.get(share.item_id, 0)
+        return sizes
 
     async def delete_share(self, share_id: str) -> None:
         await self.session.execute(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 # Ids in paths are looked up in the database (PostgreSQL text cannot hold NUL) and sent
 # to the identity service in URL paths: no control characters.
@@ -136,7 +136,7 @@ class PatientHoldings(PatientPublic):
 class UsagePublic(BaseModel):
     used_bytes: int
     reserved_bytes: int
-    quota_bytes: int
+    quota_bytes: int | None = Field(description="null: no quota (institutions by default)")
     deletion_mode: Literal["automatic", "manual"]
 
 
@@ -161,6 +161,13 @@ class SharePublic(BaseModel):
     item_id: str = Field(description="The study or document; the package id for a package")
     from_account_id: str = Field(description="The sharer")
     to_account_id: str = Field(description="The recipient")
+    state: Literal["active", "waiting"] = Field(
+        description="waiting: it did not fit the recipient's quota; nothing of the "
+        "recipient was deleted for it. It waits until the recipient makes room and "
+        "accepts it (POST /shares/{id}/accept, also tried after each deletion), or "
+        "declines it (DELETE /shares/{id})"
+    )
+    size_bytes: int = Field(description="Bytes the share adds to the recipient's holdings")
     created_at: dt.datetime
 
 
@@ -212,6 +219,12 @@ class DataItem(BaseModel):
     size: int
 
 
+class RetentionUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    codes_valid_until: AwareDatetime = Field(description="Expiry of a code of the package")
+
+
 class AccountUsage(BaseModel):
     used_bytes: int
-    quota_bytes: int
+    quota_bytes: int | None

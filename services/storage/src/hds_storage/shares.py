@@ -3,10 +3,14 @@ institution delivers a whole published package (to a referrer, or any account).
 
 No key leaves storage: the package key is opened with the sharer's grant (its key slot)
 and sealed to the recipient's public key, a key slot like an import's. The recipient gets
-the items in its holdings, counted against its own quota under its own deletion mode,
-exactly like an import. An unknown recipient, an inactive one and one that does not
-accept shares get one and the same 404 ``recipient-not-found``, so sharing cannot tell
-anyone which addresses have an account.
+the items in its holdings, counted against its own quota. A share never deletes anything
+of the recipient, whatever its deletion mode (automatic deletion makes room only for what
+the account adds itself): one that does not fit is recorded as ``waiting``, with the
+package key already sealed to the recipient, and listed for it until it makes room and
+accepts (tried again after each of its deletions) or declines. Accounts accept shares
+only once their holder turned that on; an unknown recipient, an inactive one and one that
+does not accept shares get one and the same 404 ``recipient-not-found``, so sharing cannot
+tell anyone which addresses have an account.
 
 Revoking (by the sharer, or by the recipient) removes the recipient's holdings that came
 with the share, unless another share still gives them; what the recipient got by itself
@@ -18,13 +22,17 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+import structlog
+
 from hds_common.db import utcnow
-from hds_common.errors import BadRequest, NotFound
+from hds_common.errors import BadRequest, InsufficientStorage, NotFound, ProblemError
 from hds_storage.access import KeyHolder, KeyRing
 from hds_storage.collector import ItemRef, delete_blobs, remove_unheld_item
-from hds_storage.holdings import add_items, collect_evicted
+from hds_storage.errors import PackageEmpty
+from hds_storage.holdings import add_items
 from hds_storage.identity import AccountInfo
 from hds_storage.index import as_utc
+from hds_storage.keys import seal_slot
 from hds_storage.models import Holding, Share
 from hds_storage.packages import PackageService
 from hds_storage.quota import release_holding
@@ -33,6 +41,8 @@ from hds_storage.schemas import ItemKind, ShareKind, SharePublic, SharesPublic
 from hds_storage.state import StorageState
 
 __all__ = ["ShareService"]
+
+log = structlog.get_logger("hds.storage.shares")
 
 # The mail says that something arrived, never what: no patient data leaves storage.
 _MAIL_SUBJECT = "Something was shared with you"
@@ -43,6 +53,11 @@ _MAIL_TEXT: dict[ShareKind, str] = {
     "package": "An institution delivered results to you. Log in to find them among your "
     "studies and documents.",
 }
+_WAITING_SUBJECT = "Something shared with you is waiting for room"
+_WAITING_TEXT = (
+    "Another account shared something with you that does not fit in your storage. Nothing "
+    "of yours was deleted for it. Log in to make room and accept it, or to decline it."
+)
 
 
 def _recipient_not_found() -> NotFound:
@@ -55,7 +70,7 @@ def _not_held(kind: str) -> NotFound:
     return NotFound(f"no such {kind} in your holdings", slug=f"{kind}-not-found")
 
 
-def _share_out(share: Share) -> SharePublic:
+def _share_out(share: Share, size: int) -> SharePublic:
     return SharePublic.model_validate(
         {
             "id": share.id,
@@ -64,9 +79,34 @@ def _share_out(share: Share) -> SharePublic:
             "item_id": share.item_id,
             "from_account_id": share.from_account_id,
             "to_account_id": share.to_account_id,
+            "state": share.state,
+            "size_bytes": size,
             "created_at": as_utc(share.created_at),
         }
     )
+
+
+async def _shares_out(repo: StorageRepository, shares: list[Share]) -> list[SharePublic]:
+    sizes = await repo.share_sizes(shares)
+    return [_share_out(share, sizes.get(share.id, 0)) for share in shares]
+
+
+def _share_not_found() -> NotFound:
+    return NotFound("no such share", slug="share-not-found")
+
+
+async def _package_items(repo: StorageRepository, package_id: str) -> list[tuple[str, str]]:
+    items = [("study", s.id) for s in await repo.studies_of_package(package_id)]
+    return items + [("document", d.id) for d in await repo.documents_of_package(package_id)]
+
+
+async def _share_items(repo: StorageRepository, share: Share) -> list[tuple[str, str]]:
+    """What the share gives, as far as it still exists."""
+    if share.item_kind == "package":
+        return await _package_items(repo, share.package_id)
+    if share.item_kind == "study":
+        return [("study", share.item_id)] if await repo.study(share.item_id) else []
+    return [("document", share.item_id)] if await repo.document(share.item_id) else []
 
 
 @dataclass(frozen=True)
@@ -134,10 +174,9 @@ class ShareService:
     ) -> list[tuple[str, str]]:
         """The ``(kind, item id)`` pairs of the offer, read under the package lock."""
         if offer.kind == "package":
-            items = [("study", s.id) for s in await repo.studies_of_package(offer.package_id)]
-            items += [("document", d.id) for d in await repo.documents_of_package(offer.package_id)]
+            items = await _package_items(repo, offer.package_id)
             if not items:
-                raise NotFound("the package holds no items", slug="item-not-found")
+                raise PackageEmpty()
             return items
         # The sharer may have deleted the item since it was checked.
         if await repo.holding(sharer_id, offer.item_id) is None:
@@ -148,6 +187,7 @@ class ShareService:
         self, holder: KeyHolder, offer: _Offer, recipient_text: str
     ) -> tuple[SharePublic, bool]:
         recipient, public_key = await self._recipient(holder.account_id, recipient_text)
+        sealed_key = seal_slot(public_key, offer.package_id, offer.package_key)
         async with self.state.session_maker() as session, session.begin():
             repo = StorageRepository(session)
             if await repo.lock_package(offer.package_id) is None:
@@ -155,7 +195,7 @@ class ShareService:
             items = await self._offered_items(repo, holder.account_id, offer)
             existing = await repo.share_between(holder.account_id, recipient.id, offer.item_id)
             if existing is not None:
-                return _share_out(existing), False
+                return (await _shares_out(repo, [existing]))[0], False
             share = Share(
                 id=str(uuid.uuid4()),
                 package_id=offer.package_id,
@@ -163,31 +203,119 @@ class ShareService:
                 item_id=offer.item_id,
                 from_account_id=holder.account_id,
                 to_account_id=recipient.id,
+                state="active",
                 created_at=utcnow(),
             )
             repo.add(share)
             await repo.flush()
-            _, room = await add_items(
-                repo,
-                recipient,
-                public_key,
-                package_id=offer.package_id,
-                package_key=offer.package_key,
-                items=items,
-                share_id=share.id,
+            try:
+                # A pushed addition: make_room never deletes anything of the recipient.
+                await add_items(
+                    repo,
+                    recipient,
+                    package_id=offer.package_id,
+                    sealed_key=sealed_key,
+                    items=items,
+                    addition="pushed",
+                    share_id=share.id,
+                )
+            except InsufficientStorage:
+                share.state = "waiting"
+                share.sealed_key = sealed_key
+                await repo.flush()
+            out = (await _shares_out(repo, [share]))[0]
+        if share.state == "waiting":
+            await self.state.identity.notify(
+                recipient.id, subject=_WAITING_SUBJECT, text=_WAITING_TEXT
             )
-        await collect_evicted(self.state, room)
-        await self.state.identity.notify(
-            recipient.id, subject=_MAIL_SUBJECT, text=_MAIL_TEXT[offer.kind]
+        else:
+            await self.state.identity.notify(
+                recipient.id, subject=_MAIL_SUBJECT, text=_MAIL_TEXT[offer.kind]
+            )
+        return out, True
+
+    async def accept(self, account_id: str, share_id: str) -> SharePublic:
+        """The recipient takes a waiting share into its holdings; 507 while it does not
+        fit (nothing of the recipient is deleted for it), 404 once what it gave is gone."""
+        account = await self.state.identity.account(account_id)
+        async with self.state.session_maker() as session, session.begin():
+            repo = StorageRepository(session)
+            share = await repo.share(share_id)
+            if share is None or share.to_account_id != account_id:
+                raise _share_not_found()
+            if share.state == "active":
+                return (await _shares_out(repo, [share]))[0]
+            if await repo.lock_package(share.package_id) is None:
+                raise _share_not_found()
+            share = await repo.share(share_id)  # re-read under the lock
+            if share is None:
+                raise _share_not_found()
+            await self._take(repo, account, share)
+            return (await _shares_out(repo, [share]))[0]
+
+    async def _take(self, repo: StorageRepository, account: AccountInfo, share: Share) -> None:
+        """Under the package lock: turn a waiting share into holdings, or raise 507 (or
+        404 after removing a share whose items no longer exist)."""
+        assert share.sealed_key is not None
+        items = await _share_items(repo, share)
+        if not items:
+            await repo.delete_share(share.id)
+            raise NotFound(
+                "what was shared no longer exists; the share is removed", slug="share-gone"
+            )
+        await add_items(
+            repo,
+            account,
+            package_id=share.package_id,
+            sealed_key=share.sealed_key,
+            items=items,
+            addition="pushed",
+            share_id=share.id,
         )
-        return _share_out(share), True
+        share.state = "active"
+        share.sealed_key = None
+        await repo.flush()
+
+    async def accept_waiting(self, account_id: str) -> int:
+        """After the account made room: accept its waiting shares, oldest first, as long
+        as they fit. Best effort (the shares keep waiting on any failure); returns how
+        many were accepted."""
+        accepted = 0
+        async with self.state.session_maker() as session:
+            waiting = [
+                s.id
+                for s in await StorageRepository(session).shares_to(account_id)
+                if s.state == "waiting"
+            ]
+        if not waiting:
+            return 0
+        try:
+            account = await self.state.identity.account(account_id)
+        except ProblemError:
+            return 0
+        for share_id in waiting:
+            try:
+                async with self.state.session_maker() as session, session.begin():
+                    repo = StorageRepository(session)
+                    share = await repo.share(share_id)
+                    if share is None or share.state != "waiting":
+                        continue
+                    if await repo.lock_package(share.package_id) is None:
+                        continue
+                    await self._take(repo, account, share)
+                accepted += 1
+            except (InsufficientStorage, NotFound):
+                continue
+        if accepted:
+            log.info("waiting_shares_accepted", account_id=account_id, count=accepted)
+        return accepted
 
     async def shares(self, account_id: str) -> SharesPublic:
         async with self.state.session_maker() as session:
             repo = StorageRepository(session)
             return SharesPublic(
-                outgoing=[_share_out(s) for s in await repo.shares_from(account_id)],
-                incoming=[_share_out(s) for s in await repo.shares_to(account_id)],
+                outgoing=await _shares_out(repo, await repo.shares_from(account_id)),
+                incoming=await _shares_out(repo, await repo.shares_to(account_id)),
             )
 
     async def revoke(self, account_id: str, share_id: str) -> None:
@@ -197,13 +325,13 @@ class ShareService:
             repo = StorageRepository(session)
             share = await repo.share(share_id)
             if share is None or account_id not in (share.from_account_id, share.to_account_id):
-                raise NotFound("no such share", slug="share-not-found")
+                raise _share_not_found()
             package = await repo.lock_package(share.package_id)
             await repo.lock_usage(share.to_account_id)
             # Re-read under the locks: a concurrent revoke or delete may have won.
             share = await repo.share(share_id)
             if share is None or package is None:
-                raise NotFound("no such share", slug="share-not-found")
+                raise _share_not_found()
             released: list[Holding] = []
             for holding in await repo.holdings_of_share(share.id):
                 other = await repo.covering_share(holding, besides=share.id)

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hds_common.blobstore import BlobStore
 from hds_common.tokens import TokenVerifier
+from hds_storage.codes_client import CodesClient
 from hds_storage.config import Settings
 from hds_storage.identity import IdentityClient
 from hds_storage.plans import ArchivePlans
@@ -25,4 +26,5 @@ class StorageState:
     grant_key: X25519PrivateKey
     identity: IdentityClient
     verifier: TokenVerifier
+    codes: CodesClient
     plans: ArchivePlans = field(default_factory=ArchivePlans)

@@ -5,17 +5,19 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from hds_storage.access import GRANT_HEADER, PathId, ServiceDep, StateDep
 from hds_storage.db import SessionDep
 from hds_storage.packages import PackageService, import_slot
 from hds_storage.repository import StorageRepository
+from hds_storage.retention import record_codes_validity
 from hds_storage.schemas import (
     AccountUsage,
     DataItem,
     PackageKeyOut,
     PackageStatus,
+    RetentionUpdate,
     SlotImport,
     SlotImported,
 )
@@ -46,6 +48,19 @@ async def import_package(
     package_id: PathId, body: SlotImport, _: ServiceDep, state: StateDep
 ) -> SlotImported:
     return await import_slot(state, package_id, body)
+
+
+@router.put(
+    "/packages/{package_id}/retention",
+    status_code=204,
+    summary="Until when the package's codes are valid (the retention sweep's hint)",
+    responses={404: {"description": "package-not-found"}, 409: {"description": "package-retired"}},
+)
+async def package_retention(
+    package_id: PathId, body: RetentionUpdate, _: ServiceDep, state: StateDep
+) -> Response:
+    await record_codes_validity(state.session_maker, package_id, body.codes_valid_until)
+    return Response(status_code=204)
 
 
 @router.get("/packages/{package_id}/status", summary="Whether a package is complete")

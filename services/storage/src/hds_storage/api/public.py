@@ -275,6 +275,8 @@ async def study_archive(
 )
 async def delete_study(study_id: PathId, principal: PrincipalDep, state: StateDep) -> Response:
     await delete_item(state, principal.account_id, study_id, "study")
+    # The room made may let shares waiting for it in.
+    await ShareService(state).accept_waiting(principal.account_id)
     return Response(status_code=204)
 
 
@@ -297,6 +299,7 @@ async def delete_document(
     document_id: PathId, principal: PrincipalDep, state: StateDep
 ) -> Response:
     await delete_item(state, principal.account_id, document_id, "document")
+    await ShareService(state).accept_waiting(principal.account_id)
     return Response(status_code=204)
 
 
@@ -380,11 +383,25 @@ async def list_shares(principal: PrincipalDep, state: StateDep) -> SharesPublic:
     return await ShareService(state).shares(principal.account_id)
 
 
+@router.post(
+    "/shares/{share_id}/accept",
+    tags=["shares"],
+    summary="Take a waiting share into the holdings (the recipient), once it fits",
+    responses={
+        404: {"description": "share-not-found, or share-gone: what it gave no longer exists"},
+        507: {"description": "It still does not fit; nothing is deleted for it"},
+    },
+)
+async def accept_share(share_id: PathId, principal: PrincipalDep, state: StateDep) -> SharePublic:
+    return await ShareService(state).accept(principal.account_id, share_id)
+
+
 @router.delete(
     "/shares/{share_id}",
     tags=["shares"],
     status_code=204,
-    summary="End a share (sharer or recipient): the recipient loses what came with it",
+    summary="End a share (sharer or recipient; declines a waiting one): the recipient "
+    "loses what came with it",
 )
 async def revoke_share(share_id: PathId, principal: PrincipalDep, state: StateDep) -> Response:
     await ShareService(state).revoke(principal.account_id, share_id)
