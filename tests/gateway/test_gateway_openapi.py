@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 from gateway_support import (
     Upstreams,
@@ -126,3 +128,29 @@ async def test_docs_page_shows_the_merged_document_without_a_token(
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "/openapi.json" in response.text
+
+
+async def test_docs_and_redoc_load_every_asset_from_the_suite(
+    gateway: httpx.AsyncClient,
+) -> None:
+    """Nothing from a CDN: every script, style and icon the pages name is ours and served."""
+    for page in ("/docs", "/redoc"):
+        response = await gateway.get(page)
+        assert response.status_code == 200, page
+        references = re.findall(r'(?:src|href)=["\']([^"\']+)["\']', response.text)
+        references += re.findall(r"url: ['\"]([^'\"]+)['\"]", response.text)
+        assets = [ref for ref in references if ref != "/openapi.json"]
+        assert assets, (page, response.text)
+        for ref in assets:
+            assert ref.startswith("/docs/assets/"), (page, ref)
+            asset = await gateway.get(ref)
+            assert asset.status_code == 200, ref
+            assert len(asset.content) > 1000, ref
+        assert "fonts.googleapis" not in response.text
+
+
+async def test_unknown_docs_assets_are_404_problems(gateway: httpx.AsyncClient) -> None:
+    for name in ("nothing.js", "..%2F..%2Fcore.py", "%2Fetc%2Fpasswd"):
+        response = await gateway.get(f"/docs/assets/{name}")
+        assert response.status_code == 404, name
+        assert response.headers["content-type"].startswith(PROBLEM)

@@ -10,6 +10,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry
 
+from hds_common.docs import docs_router
 from hds_common.errors import install_problem_handlers
 from hds_common.observability import ReadinessCheck, RequestContextMiddleware, health_router
 
@@ -36,7 +37,12 @@ def create_service_app(
         version=version,
         lifespan=lifespan,
         openapi_url=openapi_url,
+        # Our own /docs and /redoc, with assets from the suite (hds_common.docs).
+        docs_url=None,
+        redoc_url=None,
     )
+    if openapi_url is not None:
+        app.include_router(docs_router(openapi_url=openapi_url, title=title))
     registry = CollectorRegistry()
     app.state.metrics_registry = registry
     install_problem_handlers(app)

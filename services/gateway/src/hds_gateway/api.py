@@ -7,8 +7,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 
 import hds_common.routing  # noqa: F401  (registers the anytext path convertor)
 from hds_common.errors import BadRequest
@@ -82,12 +81,6 @@ async def _portal(
         status_code=302,
         headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
     )
-
-
-@portal_router.get("/docs", include_in_schema=False)
-async def api_documentation() -> HTMLResponse:
-    """Interactive documentation of the merged OpenAPI document."""
-    return get_swagger_ui_html(openapi_url="/openapi.json", title="HDS suite API")
 
 
 @portal_router.get("/openapi.json", include_in_schema=False)

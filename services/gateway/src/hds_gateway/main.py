@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from starlette.middleware.cors import CORSMiddleware
 
 from hds_common.app import create_service_app
+from hds_common.docs import docs_router
 from hds_common.logs import configure_logging
 from hds_common.observability import ReadinessCheck
 from hds_common.request_context import REQUEST_ID_HEADER
@@ -150,8 +151,12 @@ def create_app(
         readiness=readiness,
         # Served by the gateway itself: every service's document merged.
         openapi_url=None,
-        # The catch-all proxy route comes last.
-        routers=[portal_router, proxy_router],
+        # The merged document's /docs and /redoc; the catch-all proxy route comes last.
+        routers=[
+            portal_router,
+            docs_router(openapi_url="/openapi.json", title="HDS suite API"),
+            proxy_router,
+        ],
     )
     if settings.cors_origins:
         app.add_middleware(

@@ -79,6 +79,8 @@ GATEWAY_PUBLIC_PATHS = (
     "/readyz",
     "/openapi.json",
     "/docs",
+    "/redoc",
+    "/docs/assets/{name}",
 )
 
 # Where guessing pays (passwords, activation and reset secrets, access codes): the strict
