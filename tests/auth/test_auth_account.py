@@ -15,7 +15,6 @@ from auth_harness import (
 )
 
 from hds_common.crypto import b64d
-from hds_common.testing.smtp import SmtpTestServer
 
 MIB = 1024 * 1024
 
@@ -211,9 +210,7 @@ async def test_admin_invites_an_institution_and_overrides_quotas(
     assert "password" not in invitation
 
     institution = await accounts.accept_invitation(address, password="institution passphrase")
-    seen = await auth.client.get(
-        f"/auth/v1/admin/invitations/{invitation['id']}", headers=headers
-    )
+    seen = await auth.client.get(f"/auth/v1/admin/invitations/{invitation['id']}", headers=headers)
     assert seen.json()["state"] == "accepted"
     assert seen.json()["account_id"] == institution.id
     assert institution.recovery_code not in seen.text

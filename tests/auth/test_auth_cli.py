@@ -17,9 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from auth_harness import AppFactory
-
-from auth_harness import INVITATION_LINK, PASSWORD
+from auth_harness import INVITATION_LINK, PASSWORD, AppFactory
 from pydantic import SecretStr, ValidationError
 
 from hds_auth.__main__ import ensure_demo, invite, parser, run
@@ -157,9 +155,7 @@ async def test_ensure_demo_function_refuses_without_the_setting(
     assert not output.exists()
 
 
-async def test_no_command_creates_an_account_with_a_password(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+async def test_no_command_creates_an_account_with_a_password() -> None:
     for command in (
         "create-account --email x@example.org --password password123 --role institution",
         "invite --email x@example.org --password password123 --role institution",

@@ -163,9 +163,7 @@ async def test_a_taken_address_takes_as_long_as_a_new_one(
         for round_ in range(10):
             for taken in (False, True):
                 address = (
-                    holders[round_ % len(holders)].email
-                    if taken
-                    else accounts.new_email("timing")
+                    holders[round_ % len(holders)].email if taken else accounts.new_email("timing")
                 )
                 started = time.perf_counter()
                 response = await _register(auth.client, address, "correct horse battery")

@@ -190,7 +190,9 @@ async def list_invitations(settings: Settings) -> int:
     from hds_auth import invitations
 
     async with _runtime_session(settings) as (_runtime, session):
-        found = [invitations.view(i).model_dump(mode="json") for i in await invitations.list_all(session)]
+        found = [
+            invitations.view(i).model_dump(mode="json") for i in await invitations.list_all(session)
+        ]
     print(json.dumps(found, indent=2))
     return 0
 

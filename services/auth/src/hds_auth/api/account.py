@@ -7,6 +7,7 @@ the storage service, through the identity service's internal look-up."""
 from __future__ import annotations
 
 import uuid
+
 from fastapi import APIRouter, Depends, status
 
 from hds_auth import service
