@@ -32,9 +32,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import email as email_parser
+import email.policy as email_policy
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -46,6 +49,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 from types import ModuleType
 
@@ -178,6 +182,8 @@ async def start_suite(
         **runner.suite_environment(var, free_port_block(), "127.0.0.1"),
         # The institution publishes the big package too; the default quota is 1 GiB.
         "HDS_AUTH_DEFAULT_QUOTA_MIB": str(1 << 24),
+        # As `make run`: the development demo institution publishes.
+        "HDS_AUTH_DEMO_INSTITUTION": "true",
     }
     if db == "postgres":
         from hds_common.testing.postgres import temporary_database
@@ -243,6 +249,26 @@ def make_instances(
         ).data
         for number in numbers
     ]
+
+
+async def register_patient(
+    client: httpx.AsyncClient, outbox: Path, email: str, password: str
+) -> None:
+    """Register a patient through the gateway and open the activation link from the
+    outbox, as a patient of the embedded default would."""
+    registered = await client.post(
+        "/auth/v1/register", json={"email": email, "password": password, "role": "patient"}
+    )
+    registered.raise_for_status()
+    for path in sorted(outbox.glob("*.eml"), reverse=True):
+        message = email_parser.message_from_bytes(path.read_bytes(), policy=email_policy.default)
+        if email in str(message["To"]) and isinstance(message, EmailMessage):
+            link = re.search(r"/auth/v1/activate\?token=([A-Za-z0-9_-]+)", message.get_content())
+            if link:
+                activated = await client.get("/auth/v1/activate", params={"token": link[1]})
+                activated.raise_for_status()
+                return
+    raise SystemExit(f"no activation mail to {email} in {outbox}")
 
 
 async def login(client: httpx.AsyncClient, credentials: dict[str, str]) -> dict[str, str]:

@@ -635,13 +635,10 @@ async def measure_real(args: argparse.Namespace, cores: int) -> list[Comparison]
         gateway = suite.gateway_url
         count = max(1, round(args.real_gib * GIB / (REAL_ROWS * REAL_ROWS * 2)))
         email, password = "bench-patient@example.org", secrets.token_urlsafe(18)
-        await asyncio.to_thread(
-            suite.run, "hds_auth", "create-account", "--email", email, "--password", password,
-            "--role", "patient", "--activated",
-        )  # fmt: skip
         async with httpx.AsyncClient(
             base_url=gateway, timeout=httpx.Timeout(600, connect=10)
         ) as api:
+            await bench_dlx.register_patient(api, suite.var / "outbox", email, password)
             study = await bench_dlx.publish(
                 api, suite.credentials, count=count, rows=REAL_ROWS, seed=3, name="study"
             )

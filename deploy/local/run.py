@@ -96,7 +96,13 @@ def main() -> None:
 
     var: Path = args.var.resolve()
     var.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **suite_environment(var, args.base_port, args.host)}
+    env = {
+        **os.environ,
+        **suite_environment(var, args.base_port, args.host),
+        # The one account whose password is written down for the developer; the settings
+        # refuse it outside development. Everyone else is invited.
+        "HDS_AUTH_DEMO_INSTITUTION": "true",
+    }
     python = sys.executable
 
     for name in MIGRATED:

@@ -18,11 +18,17 @@ from fastapi import FastAPI, Header
 from pydantic import SecretStr
 from sqlalchemy import delete
 
-from hds_auth import service
+from hds_auth import invitations
 from hds_auth.config import Settings
 from hds_auth.deps import Runtime
 from hds_auth.main import create_app
-from hds_auth.models import Account, ActivationToken, RefreshToken, ThrottleCounter
+from hds_auth.models import (
+    Account,
+    ActivationToken,
+    Invitation,
+    RefreshToken,
+    ThrottleCounter,
+)
 from hds_common.crypto import b64e, public_key_to_bytes
 from hds_common.service_auth import SERVICE_TOKEN_HEADER, verify_service_token
 from hds_common.settings import SuiteSettings
@@ -36,6 +42,8 @@ PUBLIC_BASE_URL = "https://portal.example.org"
 STORAGE_HOST = "storage.internal"
 PASSWORD = "correct horse battery staple"
 ACTIVATION_LINK = re.compile(r"(https?://\S+/auth/v1/activate\?token=([A-Za-z0-9_-]+))")
+RECOVERY_CODE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{5}(-[0-9A-HJKMNP-TV-Z]{5}){4}$")
+INVITATION_LINK = re.compile(r"(https?://\S+/auth/v1/invitation\?token=([A-Za-z0-9_-]+))")
 Json = dict[str, Any]
 
 
@@ -170,7 +178,7 @@ def app_factory(
 
 async def wipe(runtime: Runtime) -> None:
     async with runtime.session_maker() as session, session.begin():
-        for table in (ThrottleCounter, RefreshToken, ActivationToken, Account):
+        for table in (ThrottleCounter, RefreshToken, ActivationToken, Invitation, Account):
             await session.execute(delete(table))
 
 
@@ -229,21 +237,37 @@ class Accounts:
     async def privileged(
         self, *, role: str, password: str = PASSWORD, name: str | None = None
     ) -> TestAccount:
-        """Institutions and administrators are created by an administrator or the CLI;
-        here by the same service call the CLI makes."""
+        """Institutions and administrators are invited (here by the service call the
+        command line makes) and accept the mailed link with their own password."""
         email = self.new_email(role)
+        await self.invite(email=email, role=role, name=name)
+        return await self.accept_invitation(email, password=password)
+
+    async def invite(self, *, email: str, role: str, name: str | None = None) -> str:
         runtime = self.harness.runtime
         async with runtime.session_maker() as session, session.begin():
-            account, recovery_code, _ = await service.create_account(
-                session,
-                runtime,
-                email=email,
-                password=password,
-                role=role,
-                name=name,
-                activated=True,
+            invitation, mail_sent = await invitations.invite(
+                session, runtime, email=email, role=role, name=name
             )
-        return TestAccount(str(account.id), email, password, recovery_code, role)
+        assert mail_sent
+        return str(invitation.id)
+
+    def invitation_token(self, email: str) -> str:
+        """The link of the newest invitation mail to ``email``."""
+        for mail in reversed(self.smtp.messages_to(email)):
+            match = INVITATION_LINK.search(str(mail.get_content()))
+            if match:
+                return match.group(2)
+        raise AssertionError(f"no invitation mail to {email}")
+
+    async def accept_invitation(self, email: str, *, password: str = PASSWORD) -> TestAccount:
+        response = await self.harness.client.post(
+            "/auth/v1/invitation/accept",
+            json={"token": self.invitation_token(email), "password": password},
+        )
+        assert response.status_code == 201, response.text
+        body = response.json()
+        return TestAccount(body["account_id"], email, password, body["recovery_code"], body["role"])
 
     async def login(self, account: TestAccount, password: str | None = None) -> Json:
         response = await self.harness.client.post(

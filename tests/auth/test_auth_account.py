@@ -5,10 +5,16 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from auth_harness import Accounts, AppFactory, AuthApp, StorageStandIn, bearer
+from auth_harness import (
+    Accounts,
+    AppFactory,
+    AuthApp,
+    StorageStandIn,
+    bearer,
+    without_request_id,
+)
 
 from hds_common.crypto import b64d
-from hds_common.testing.smtp import SmtpTestServer
 
 MIB = 1024 * 1024
 
@@ -140,49 +146,57 @@ async def test_public_key_by_account_id(auth: AuthApp, accounts: Accounts) -> No
     assert anonymous.status_code == 401
 
 
-@pytest.mark.parametrize(
-    ("role", "status"),
-    [("patient", 403), ("referrer", 200), ("institution", 200), ("admin", 200)],
-)
-async def test_public_key_by_email_is_for_roles_that_deliver_or_share(
-    auth: AuthApp, accounts: Accounts, role: str, status: int
+@pytest.mark.parametrize("role", ["patient", "referrer", "institution", "admin"])
+async def test_no_public_key_look_up_tells_registered_from_unknown_addresses(
+    auth: AuthApp, accounts: Accounts, role: str
 ) -> None:
+    """The e-mail form of the look-up told any caller which addresses have accounts (and
+    their role); it is gone: every address, and every form of the request, gets the same
+    answer. Sharing by address happens inside storage (the internal look-up)."""
     caller = await accounts.active(role=role)
-    target = await accounts.active(role="referrer")
-    response = await auth.client.get(
-        "/auth/v1/public-keys",
-        params={"email": target.email.upper()},
-        headers=bearer(await accounts.login(caller)),
-    )
-    assert response.status_code == status
-    if status == 200:
-        assert response.json()["account_id"] == target.id
-    else:
-        assert response.json()["type"] == "urn:hds:problem:lookup-not-allowed"
+    headers = bearer(await accounts.login(caller))
+    registered = await accounts.active(role="referrer")
+    answers = []
+    for address in (registered.email, registered.email.upper(), accounts.new_email("nobody")):
+        response = await auth.client.get(
+            "/auth/v1/public-keys", params={"email": address}, headers=headers
+        )
+        assert "referrer" not in response.text
+        answers.append((response.status_code, without_request_id(response.json())))
+    assert answers[0][0] == 404
+    assert answers[0] == answers[1] == answers[2]
 
 
-async def test_public_key_by_unknown_email_is_404(auth: AuthApp, accounts: Accounts) -> None:
-    referrer = await accounts.active(role="referrer")
-    response = await auth.client.get(
-        "/auth/v1/public-keys",
-        params={"email": accounts.new_email("nobody")},
-        headers=bearer(await accounts.login(referrer)),
-    )
-    assert response.status_code == 404
+async def test_public_key_by_id_answers_an_unactivated_account_like_an_unknown_id(
+    auth: AuthApp, accounts: Accounts
+) -> None:
+    """A registration answers an id; looking it up must not tell whether the
+    registration made an account (new address) or met an existing one."""
+    caller = await accounts.active(role="referrer")
+    headers = bearer(await accounts.login(caller))
+    pending = await accounts.register()  # registered, not activated
+    answers = []
+    for account_id in (pending.id, str(uuid.uuid4())):
+        response = await auth.client.get(f"/auth/v1/public-keys/{account_id}", headers=headers)
+        answers.append((response.status_code, without_request_id(response.json())))
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 404
+    await accounts.activate(pending.email)
+    found = await auth.client.get(f"/auth/v1/public-keys/{pending.id}", headers=headers)
+    assert found.status_code == 200
 
 
 @pytest.mark.both_databases
-async def test_admin_creates_an_institution_and_overrides_quotas(
+async def test_admin_invites_an_institution_and_overrides_quotas(
     auth: AuthApp, accounts: Accounts
 ) -> None:
     admin = await accounts.privileged(role="admin")
     headers = bearer(await accounts.login(admin))
     address = accounts.new_email("institution")
     created = await auth.client.post(
-        "/auth/v1/admin/accounts",
+        "/auth/v1/admin/invitations",
         json={
             "email": address,
-            "password": "institution passphrase",
             "role": "institution",
             "name": "Radiology South",
             "default_code_validity_days": 60,
@@ -190,10 +204,17 @@ async def test_admin_creates_an_institution_and_overrides_quotas(
         headers=headers,
     )
     assert created.status_code == 201, created.text
-    body = created.json()
-    assert body["activated"] is True
-    assert body["recovery_code"]
-    institution_id = body["id"]
+    invitation = created.json()
+    assert (invitation["state"], invitation["mail_sent"]) == ("pending", True)
+    assert "recovery_code" not in invitation
+    assert "password" not in invitation
+
+    institution = await accounts.accept_invitation(address, password="institution passphrase")
+    seen = await auth.client.get(f"/auth/v1/admin/invitations/{invitation['id']}", headers=headers)
+    assert seen.json()["state"] == "accepted"
+    assert seen.json()["account_id"] == institution.id
+    assert institution.recovery_code not in seen.text
+    institution_id = institution.id
 
     tokens = await auth.client.post(
         "/auth/v1/login", json={"email": address, "password": "institution passphrase"}
@@ -225,24 +246,18 @@ async def test_admin_creates_an_institution_and_overrides_quotas(
     assert fetched.json()["default_code_validity_days"] == 60
 
 
-async def test_admin_can_create_an_unactivated_account_which_gets_a_mail(
-    auth: AuthApp, accounts: Accounts, smtp_server: SmtpTestServer
-) -> None:
+async def test_an_admin_cannot_set_a_password(auth: AuthApp, accounts: Accounts) -> None:
     admin = await accounts.privileged(role="admin")
-    address = accounts.new_email("referrer")
-    created = await auth.client.post(
-        "/auth/v1/admin/accounts",
-        json={
-            "email": address,
-            "password": "referrer passphrase",
-            "role": "referrer",
-            "activated": False,
-        },
-        headers=bearer(await accounts.login(admin)),
+    headers = bearer(await accounts.login(admin))
+    body = {"email": accounts.new_email(), "password": "referrer passphrase", "role": "referrer"}
+    gone = await auth.client.post("/auth/v1/admin/accounts", json=body, headers=headers)
+    assert gone.status_code in (404, 405)
+    refused = await auth.client.post("/auth/v1/admin/invitations", json=body, headers=headers)
+    assert refused.status_code == 422
+    login = await auth.client.post(
+        "/auth/v1/login", json={"email": body["email"], "password": body["password"]}
     )
-    assert created.status_code == 201
-    assert created.json()["activation_mail_sent"] is True
-    assert len(smtp_server.messages_to(address)) == 1
+    assert login.status_code == 401
 
 
 async def test_admin_disables_an_account(auth: AuthApp, accounts: Accounts) -> None:
@@ -288,16 +303,14 @@ async def test_admin_routes_are_for_admins(auth: AuthApp, accounts: Accounts) ->
         caller = await accounts.active(role=role)
         headers = bearer(await accounts.login(caller))
         create = await auth.client.post(
-            "/auth/v1/admin/accounts",
-            json={
-                "email": accounts.new_email(),
-                "password": "a long unusual passphrase",
-                "role": "admin",
-            },
+            "/auth/v1/admin/invitations",
+            json={"email": accounts.new_email(), "role": "admin"},
             headers=headers,
         )
         assert create.status_code == 403
         assert create.json()["type"] == "urn:hds:problem:admin-only"
+        listing = await auth.client.get("/auth/v1/admin/invitations", headers=headers)
+        assert listing.status_code == 403
         patch = await auth.client.patch(
             f"/auth/v1/admin/accounts/{caller.id}", json={"role": "admin"}, headers=headers
         )

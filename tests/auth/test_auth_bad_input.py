@@ -44,13 +44,8 @@ async def test_names_with_control_characters_are_refused(
             json={"email": email, "password": "correct horse battery", "name": name},
         ),
         auth.client.post(
-            "/auth/v1/admin/accounts",
-            json={
-                "email": email,
-                "password": "correct horse battery",
-                "role": "institution",
-                "name": name,
-            },
+            "/auth/v1/admin/invitations",
+            json={"email": email, "role": "institution", "name": name},
             headers=admin_headers,
         ),
         auth.client.patch(
@@ -85,7 +80,9 @@ async def test_looking_up_addresses_with_control_characters_is_refused(
             "/auth/v1/password/reset",
             json={"email": email, "recovery_code": "x", "new_password": "correct horse battery"},
         ),
-        auth.client.get("/auth/v1/public-keys", params={"email": email}, headers=headers),
+        auth.client.post(
+            "/auth/v1/admin/invitations", json={"email": email, "role": "referrer"}, headers=headers
+        ),
     ]
     for attempt in attempts:
         response = await attempt
@@ -101,13 +98,8 @@ async def test_quota_beyond_the_database_column_is_refused(
     headers = bearer(await accounts.login(admin))
     too_big = MAX_QUOTA_BYTES + 1
     created = await auth.client.post(
-        "/auth/v1/admin/accounts",
-        json={
-            "email": accounts.new_email(),
-            "password": "correct horse battery",
-            "role": "institution",
-            "quota_bytes": too_big,
-        },
+        "/auth/v1/admin/invitations",
+        json={"email": accounts.new_email(), "role": "institution", "quota_bytes": too_big},
         headers=headers,
     )
     assert_validation_problem(created.status_code, created.json())

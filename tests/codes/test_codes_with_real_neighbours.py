@@ -7,7 +7,11 @@ Only the gateway is a stand-in (routing by path prefix).
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
+import re
+from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
@@ -49,7 +53,9 @@ async def test_published_code_imports_into_a_patient_account(tmp_path: Path) -> 
         database_url=f"sqlite:///{tmp_path / 'auth.db'}",
         signing_key_dir=tmp_path / "keys" / "auth",
         outbox_dir=tmp_path / "outbox",
-        suite=suite,
+        # The demo institution exists only in development, as with `make run`.
+        demo_institution=True,
+        suite=suite.model_copy(update={"environment": "development"}),
         argon2_time_cost=FAST_ARGON2.time_cost,
         argon2_memory_kib=FAST_ARGON2.memory_cost_kib,
     )
@@ -85,14 +91,23 @@ async def test_published_code_imports_into_a_patient_account(tmp_path: Path) -> 
         )
         == 0
     )
-    await auth_cli.create_account(
-        auth_settings,
-        email="patient@example.org",
-        password="patient-password-1",
-        role="patient",
-        name="Jane Doe",
-        activated=True,
+    # The patient is invited (the command line) and accepts the mailed link.
+    assert (
+        await auth_cli.invite(
+            auth_settings,
+            email="patient@example.org",
+            role="patient",
+            name="Jane Doe",
+            quota_bytes=None,
+            default_code_validity_days=None,
+        )
+        == 0
     )
+    [mail] = (tmp_path / "outbox").glob("*.eml")
+    message = email.message_from_bytes(mail.read_bytes(), policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    link = re.search(r"/auth/v1/invitation\?token=([A-Za-z0-9_-]+)", str(message.get_content()))
+    assert link is not None
     study = generate_uid()
     source = tmp_path / "cd"
     for name in ("IM1", "IM2", "sub/IM3"):
@@ -111,6 +126,11 @@ async def test_published_code_imports_into_a_patient_account(tmp_path: Path) -> 
         assert (result["dicom_files"], result["pdf_files"]) == (3, 1)
 
         async with httpx.AsyncClient(transport=gateway, base_url="http://gateway") as client:
+            accepted = await client.post(
+                "/auth/v1/invitation/accept",
+                json={"token": link.group(1), "password": "patient-password-1"},
+            )
+            assert accepted.status_code == 201, accepted.text
             login = await client.post(
                 "/auth/v1/login",
                 json={"email": "patient@example.org", "password": "patient-password-1"},

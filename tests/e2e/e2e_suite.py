@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
+import secrets
 import subprocess
 import sys
 import time
@@ -26,6 +28,7 @@ from hds_common.testing.smtp import SmtpTestServer
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("auth", "codes", "storage", "dlx", "gateway")
+INVITATION_LINK = re.compile(r"https?://\S+/auth/v1/invitation\?token=([A-Za-z0-9_-]+)")
 
 
 def _load_local_runner() -> Any:
@@ -66,10 +69,53 @@ class RunningSuite:
     s3: MotoS3Server
     bucket: str = ""
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # The institution the suite onboarded by invitation: email, password, recovery code.
+    institution: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def demo_credentials(self) -> dict[str, str]:
-        return dict(json.loads((self.var / "demo-credentials.json").read_text()))
+    def command(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``python -m hds_<service> ...`` as the operator runs it; what it prints is kept
+        in ``var/commands.log`` with the services' logs."""
+        result = subprocess.run(
+            [sys.executable, "-m", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        with (self.var / "commands.log").open("a", encoding="utf-8") as log:
+            log.write(f"$ python -m {' '.join(args)}\n{result.stdout}{result.stderr}")
+        return result
+
+    def invitation_token(self, email: str) -> str:
+        """The link of the newest invitation mail to ``email``, as its holder reads it."""
+        for mail in reversed(self.smtp.messages_to(email)):
+            body = mail.get_body(preferencelist=("plain",))
+            match = INVITATION_LINK.search(str(body.get_content() if body else ""))
+            if match:
+                return match.group(1)
+        raise AssertionError(f"no invitation mail to {email}")
+
+    def onboard(self, email: str, role: str, *, name: str | None = None) -> dict[str, str]:
+        """Invite ``email`` with the command line and accept the mailed link through the
+        gateway, as the invitee: ``{"email", "password", "recovery_code", "account_id"}``."""
+        args = ["hds_auth", "invite", "--email", email, "--role", role]
+        invited = self.command(*args, *(["--name", name] if name else []))
+        assert invited.returncode == 0, invited.stderr
+        password = secrets.token_urlsafe(18)
+        accepted = httpx.post(
+            f"{self.gateway_url}/auth/v1/invitation/accept",
+            json={"token": self.invitation_token(email), "password": password},
+            timeout=60,
+        )
+        assert accepted.status_code == 201, accepted.text
+        body = accepted.json()
+        return {
+            "email": email,
+            "password": password,
+            "recovery_code": body["recovery_code"],
+            "account_id": body["account_id"],
+        }
 
     def start(self, name: str) -> None:
         log = (self.var / f"{name}.log").open("ab")
@@ -135,18 +181,6 @@ async def start_suite(
             await store.ensure_bucket()
         for name in local_runner.MIGRATED:
             subprocess.run([sys.executable, "-m", f"hds_{name}", "migrate"], env=env, check=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "hds_auth",
-                "ensure-demo",
-                "--output",
-                str(var / "demo-credentials.json"),
-            ],
-            env=env,
-            check=True,
-        )
         running = RunningSuite(
             gateway_url=env["HDS_PUBLIC_BASE_URL"],
             env=env,
@@ -159,6 +193,10 @@ async def start_suite(
             for name in SERVICES:
                 running.start(name)
             wait_until_ready(f"{running.gateway_url}/readyz", running.processes, timeout=180)
+            # Institutions are onboarded by invitation, as in production.
+            running.institution = running.onboard(
+                f"radiology-{base_port}@example.org", "institution", name="E2E Radiology"
+            )
             yield running
         finally:
             for name in list(running.processes):
@@ -175,9 +213,15 @@ async def suite(
         yield running
 
 
-def publish(suite: RunningSuite, folder: Path, birth_date: str) -> dict[str, Any]:
-    """``hds publish`` of ``folder`` as the demo institution; its ``--json`` answer."""
-    credentials = suite.demo_credentials
+def publish(
+    suite: RunningSuite,
+    folder: Path,
+    birth_date: str,
+    credentials: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """``hds publish`` of ``folder`` as the suite's institution (or the account of
+    ``credentials``); its ``--json`` answer."""
+    credentials = credentials or suite.institution
     # fmt: off
     result = subprocess.run(
         [

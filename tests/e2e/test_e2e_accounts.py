@@ -36,9 +36,10 @@ def test_register_activate_import_download_reset(suite: RunningSuite, tmp_path: 
     )
     assert registered.status_code == 201, registered.text
     recovery_code = registered.json()["recovery_code"]
+    # Before activation the right password answers like a wrong one (no enumeration).
     assert (
         client.post("/auth/v1/login", json={"email": email, "password": password}).status_code
-        == 403
+        == 401
     )
 
     mail = suite.smtp.messages_to(email)[-1]

@@ -211,7 +211,7 @@ def check_pdi_zip(
 def test_account_token_is_refused_on_dlx_routes(
     client: httpx.Client, suite: RunningSuite, published: Published
 ) -> None:
-    credentials = suite.demo_credentials
+    credentials = suite.institution
     login = client.post(
         "/auth/v1/login", json={"email": credentials["email"], "password": credentials["password"]}
     )
@@ -255,7 +255,7 @@ def test_expired_dlx_token_is_refused_and_a_fresh_one_works(
 def test_expired_code_answers_403_only_with_right_answer(
     client: httpx.Client, suite: RunningSuite, published: Published
 ) -> None:
-    credentials = suite.demo_credentials
+    credentials = suite.institution
     token = client.post(
         "/auth/v1/login", json={"email": credentials["email"], "password": credentials["password"]}
     ).json()["access_token"]

@@ -37,11 +37,11 @@ def _b64(data: dict[str, object]) -> str:
 def genuine(suite: RunningSuite) -> dict[str, str]:
     """A valid token of each audience, from the real identity service."""
     client = httpx.Client(base_url=suite.gateway_url, timeout=30)
-    credentials = suite.demo_credentials
+    credentials = suite.institution
     account = client.post(
         "/auth/v1/login", json={"email": credentials["email"], "password": credentials["password"]}
     ).json()["access_token"]
-    # A DLX token needs a code: issue one for a fresh package of the demo institution.
+    # A DLX token needs a code: issue one for a fresh package of the suite's institution.
     headers = {"Authorization": f"Bearer {account}"}
     package = client.post("/storage/v1/packages", json={}, headers=headers).json()["id"]
     upload = client.post(

@@ -54,7 +54,7 @@ def _study(seed: int, patient_id: str) -> list[DicomFile]:
 
 
 def _institution(client: httpx.Client, suite: RunningSuite) -> dict[str, str]:
-    credentials = suite.demo_credentials
+    credentials = suite.institution
     login = client.post(
         "/auth/v1/login", json={"email": credentials["email"], "password": credentials["password"]}
     )
@@ -187,7 +187,7 @@ def test_retention_removes_a_package_only_after_its_period(
     assert package_id in log
     notice = [
         m
-        for m in suite.smtp.messages_to(suite.demo_credentials["email"])
+        for m in suite.smtp.messages_to(suite.institution["email"])
         if "retention" in str(m["Subject"])
     ]
     assert notice, "no notice mail to the institution"

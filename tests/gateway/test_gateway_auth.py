@@ -168,6 +168,8 @@ PUBLIC_ROUTES = [
     ("POST", "/auth/v1/activate"),
     ("GET", "/auth/v1/activate"),  # the link in the activation mail
     ("POST", "/auth/v1/activation/resend"),
+    ("GET", "/auth/v1/invitation"),  # the link in the invitation mail
+    ("POST", "/auth/v1/invitation/accept"),
     ("POST", "/auth/v1/login"),
     ("POST", "/auth/v1/refresh"),
     ("POST", "/auth/v1/logout"),
@@ -198,7 +200,9 @@ NOT_PUBLIC = [
     ("PATCH", "/auth/v1/me/settings"),
     ("POST", "/auth/v1/password/change"),
     ("GET", "/auth/v1/login"),  # public only as POST
-    ("POST", "/auth/v1/admin/accounts"),
+    ("POST", "/auth/v1/admin/invitations"),
+    ("POST", "/auth/v1/admin/invitations/i-1/resend"),
+    ("GET", "/auth/v1/public-keys"),
     ("POST", "/codes/v1/codes"),
     ("POST", "/codes/v1/import"),
     ("GET", "/storage/v1/studies"),

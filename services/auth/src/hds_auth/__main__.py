@@ -1,4 +1,10 @@
-"""``python -m hds_auth migrate|serve|create-account|ensure-demo|rotate-keys|jwks``.
+"""``python -m hds_auth migrate|serve|invite|invitations|resend-invitation|revoke-invitation|
+ensure-demo|rotate-keys|jwks``.
+
+Accounts are onboarded by invitation: ``invite`` mails a link to the address, and the
+invitee chooses the password and sees the recovery code. Nothing this command line prints
+or logs opens an account. ``ensure-demo`` is the one exception, for the embedded default
+in development only (``HDS_AUTH_DEMO_INSTITUTION=true``).
 
 Heavier modules (FastAPI, SQLAlchemy, the service) are imported by the commands that need
 them, so the key commands answer quickly. Logs go to stderr; stdout carries only the
@@ -13,11 +19,23 @@ import json
 import os
 import secrets
 import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import ValidationError
 
 from hds_auth.config import Settings
 from hds_common.app import serve as serve_app
 from hds_common.logs import configure_logging
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from hds_auth.deps import Runtime
 
 DEMO_NAME = "Demo Radiology"
 DEMO_EMAIL = "demo-radiology@example.org"
@@ -26,7 +44,11 @@ ROLES = ("patient", "referrer", "institution", "admin")
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.command == "serve":
         return serve(settings)
     configure_logging("auth", level=settings.suite.log_level, json=settings.suite.log_json)
@@ -45,15 +67,21 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
 
             await migrate(settings.database_url)
             return 0
-        if args.command == "create-account":
-            return await create_account(
+        if args.command == "invite":
+            return await invite(
                 settings,
                 email=args.email,
-                password=args.password,
                 role=args.role,
                 name=args.name,
-                activated=args.activated,
+                quota_bytes=args.quota_bytes,
+                default_code_validity_days=args.code_validity_days,
             )
+        if args.command == "invitations":
+            return await list_invitations(settings)
+        if args.command == "resend-invitation":
+            return await resend_invitation(settings, invitation_id=args.id)
+        if args.command == "revoke-invitation":
+            return await revoke_invitation(settings, invitation_id=args.id)
         return await ensure_demo(settings, output=args.output, email=args.email)
     except ProblemError as exc:
         print(f"error: {exc.detail or exc.instance_title}", file=sys.stderr)
@@ -65,14 +93,27 @@ def parser() -> argparse.ArgumentParser:
     commands = command_line.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the HTTP service")
     commands.add_parser("migrate", help="migrate the database to the newest revision")
-    create = commands.add_parser("create-account", help="create an account of any role")
-    create.add_argument("--email", required=True)
-    create.add_argument("--password", required=True)
-    create.add_argument("--role", required=True, choices=ROLES)
-    create.add_argument("--name")
-    create.add_argument("--activated", action="store_true", help="no activation mail needed")
+    invite = commands.add_parser(
+        "invite",
+        help="invite an account of any role: the invitee gets a link, chooses the password "
+        "and sees the recovery code",
+    )
+    invite.add_argument("--email", required=True)
+    invite.add_argument("--role", required=True, choices=ROLES)
+    invite.add_argument("--name")
+    invite.add_argument("--quota-bytes", type=int)
+    invite.add_argument("--code-validity-days", type=int, help="institutions: 30 to 90")
+    commands.add_parser("invitations", help="list the invitations and their states")
+    resend = commands.add_parser(
+        "resend-invitation", help="mail a new link (the old one stops working)"
+    )
+    resend.add_argument("--id", required=True, type=uuid.UUID)
+    revoke = commands.add_parser("revoke-invitation", help="make an invitation's link void")
+    revoke.add_argument("--id", required=True, type=uuid.UUID)
     demo = commands.add_parser(
-        "ensure-demo", help="create the demo institution once and write its credentials"
+        "ensure-demo",
+        help="development only (HDS_AUTH_DEMO_INSTITUTION=true): create the demo "
+        "institution once and write its credentials",
     )
     demo.add_argument("--output", type=Path, default=Path("var/demo-credentials.json"))
     demo.add_argument("--email", default=DEMO_EMAIL)
@@ -105,16 +146,97 @@ def keys_command(settings: Settings, *, rotate: bool) -> int:
     return 0
 
 
-async def create_account(
+async def invite(
     settings: Settings,
     *,
     email: str,
-    password: str,
     role: str,
     name: str | None,
-    activated: bool,
+    quota_bytes: int | None,
+    default_code_validity_days: int | None,
 ) -> int:
-    from hds_auth import service
+    """Invite an account; prints the invitation (its state, never its link)."""
+    from hds_auth import invitations
+    from hds_auth.schemas import InvitationCreate
+
+    request = _valid_or_none(
+        InvitationCreate,
+        {
+            "email": email,
+            "role": role,
+            "name": name,
+            "quota_bytes": quota_bytes,
+            "default_code_validity_days": default_code_validity_days,
+        },
+    )
+    if request is None:
+        return 1
+    async with _runtime_session(settings) as (runtime, session):
+        invitation, mail_sent = await invitations.invite(
+            session,
+            runtime,
+            email=request.email,
+            role=request.role,
+            name=request.name,
+            quota_bytes=request.quota_bytes,
+            default_code_validity_days=request.default_code_validity_days,
+        )
+        answer = invitations.view(invitation, mail_sent=mail_sent)
+    print(answer.model_dump_json(indent=2))
+    return 0 if mail_sent else 3
+
+
+async def list_invitations(settings: Settings) -> int:
+    from hds_auth import invitations
+
+    async with _runtime_session(settings) as (_runtime, session):
+        found = [
+            invitations.view(i).model_dump(mode="json") for i in await invitations.list_all(session)
+        ]
+    print(json.dumps(found, indent=2))
+    return 0
+
+
+async def resend_invitation(settings: Settings, *, invitation_id: uuid.UUID) -> int:
+    from hds_auth import invitations
+
+    async with _runtime_session(settings) as (runtime, session):
+        found = await invitations.get_or_404(session, invitation_id)
+        invitation, mail_sent = await invitations.resend(session, runtime, found)
+        answer = invitations.view(invitation, mail_sent=mail_sent)
+    print(answer.model_dump_json(indent=2))
+    return 0 if mail_sent else 3
+
+
+async def revoke_invitation(settings: Settings, *, invitation_id: uuid.UUID) -> int:
+    from hds_auth import invitations
+
+    async with _runtime_session(settings) as (_runtime, session):
+        found = await invitations.get_or_404(session, invitation_id)
+        await invitations.revoke(session, found)
+        answer = invitations.view(found)
+    print(answer.model_dump_json(indent=2))
+    return 0
+
+
+ModelT = TypeVar("ModelT", bound="BaseModel")
+
+
+def _valid_or_none(model: type[ModelT], values: dict[str, Any]) -> ModelT | None:
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]) or "input"
+            print(f"error: {field}: {error['msg']}", file=sys.stderr)
+        return None
+
+
+@asynccontextmanager
+async def _runtime_session(
+    settings: Settings,
+) -> AsyncIterator[tuple[Runtime, AsyncSession]]:
+    """The runtime and one transaction, committed when the block ends without error."""
     from hds_auth.db import migrate
     from hds_auth.main import open_runtime
 
@@ -122,35 +244,29 @@ async def create_account(
         await migrate(settings.database_url)
     async with open_runtime(settings) as runtime, runtime.session_maker() as session:
         async with session.begin():
-            account, recovery_code, mail_sent = await service.create_account(
-                session,
-                runtime,
-                email=email,
-                password=password,
-                role=role,
-                name=name,
-                activated=activated,
-            )
-    answer = {
-        "id": str(account.id),
-        "email": account.email,
-        "role": account.role,
-        "activated": activated,
-        "activation_mail_sent": mail_sent,
-        "recovery_code": recovery_code,
-    }
-    print(json.dumps(answer, indent=2))
-    return 0
+            yield runtime, session
 
 
 async def ensure_demo(settings: Settings, *, output: Path, email: str = DEMO_EMAIL) -> int:
     """Idempotent: the first run creates an activated institution with a generated
     password and writes ``{"email", "password", "role", "name"}`` to ``output``; later
-    runs leave the file alone (and recreate the account from it if the database is new)."""
+    runs leave the file alone (and recreate the account from it if the database is new).
+
+    The one account whose password anyone but its holder sees, so only for the embedded
+    default in development (``HDS_AUTH_DEMO_INSTITUTION=true``, which the settings refuse
+    outside ``HDS_ENVIRONMENT=development``); everyone else is invited."""
     from hds_auth import repository, service
     from hds_auth.db import migrate
     from hds_auth.main import open_runtime
 
+    if not settings.demo_institution or settings.suite.environment != "development":
+        print(
+            "error: the demo institution is for the embedded default in development only "
+            "(HDS_ENVIRONMENT=development and HDS_AUTH_DEMO_INSTITUTION=true); onboard "
+            "institutions with `python -m hds_auth invite --role institution`",
+            file=sys.stderr,
+        )
+        return 1
     if settings.migrate_on_start:
         await migrate(settings.database_url)
     credentials: dict[str, str] | None = None

@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     dlx_token_ttl_seconds: int = Field(default=600, ge=60, le=3600)
     dlx_token_max_ttl_seconds: int = Field(default=3600, ge=60, le=24 * 3600)
     activation_ttl_seconds: int = Field(default=48 * 3600, ge=60)
+    # How long an invitation link works; a resend starts the period again.
+    invitation_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    # The embedded default's demo institution, whose password is written to a file for
+    # the developer: the one account whose secret anyone but its holder sees. Only with
+    # HDS_ENVIRONMENT=development; refused otherwise.
+    demo_institution: bool = False
 
     # Argon2id cost for password hashes and key-encryption keys (OWASP minimum by default).
     argon2_time_cost: int = Field(default=2, ge=1)
@@ -71,6 +77,15 @@ class Settings(BaseSettings):
     def _dlx_default_within_maximum(self) -> Settings:
         if self.dlx_token_ttl_seconds > self.dlx_token_max_ttl_seconds:
             raise ValueError("HDS_AUTH_DLX_TOKEN_TTL_SECONDS exceeds the maximum")
+        return self
+
+    @model_validator(mode="after")
+    def _demo_institution_only_in_development(self) -> Settings:
+        if self.demo_institution and self.suite.environment != "development":
+            raise ValueError(
+                "HDS_AUTH_DEMO_INSTITUTION is for HDS_ENVIRONMENT=development only: its "
+                "password is written to a file the operator can read"
+            )
         return self
 
     @property

@@ -79,6 +79,36 @@ class ActivationToken(Base):
     used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
 
 
+class Invitation(Base):
+    """An account an administrator has offered, not yet accepted.
+
+    Nothing here unlocks a key: the account, its key pair, its password and its recovery
+    code come into being only when the invitee accepts the link mailed to the address;
+    the database keeps a hash of the link's secret, never the secret."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    # Stored lower-cased, like account addresses.
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str | None] = mapped_column(String(200))
+    quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    default_code_validity_days: Mapped[int | None] = mapped_column(Integer)
+    # The administrator who invited; None when the command line did.
+    invited_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # When the current link was mailed; a resend replaces the secret and the expiry.
+    sent_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    accepted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    account_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL")
+    )
+
+
 class RefreshToken(Base):
     """One refresh token of a login session (a family); rotated on every use.
 

@@ -78,6 +78,35 @@ class Activated(BaseModel):
     email: str
 
 
+class InvitationToken(StrictModel):
+    token: str = Field(min_length=1, max_length=200)
+
+
+class InvitationOffer(BaseModel):
+    """What the invitee sees before accepting."""
+
+    email: str
+    role: Role
+    name: str | None
+    expires_at: dt.datetime
+
+
+class InvitationAcceptRequest(StrictModel):
+    token: str = Field(min_length=1, max_length=200)
+    password: Password
+
+
+class InvitationAccepted(BaseModel):
+    account_id: uuid.UUID
+    email: str
+    role: Role
+    name: str | None
+    recovery_code: str = Field(
+        description="Shown exactly once, here: the only way to reset a forgotten password "
+        "without losing data. Not stored anywhere in readable form."
+    )
+
+
 class ResendActivationRequest(StrictModel):
     email: EmailText
 
@@ -171,14 +200,39 @@ class PublicKey(BaseModel):
 # -- administration ------------------------------------------------------------------
 
 
-class AdminAccountCreate(StrictModel):
+class InvitationCreate(StrictModel):
+    """An account offered to the holder of ``email``; no password: the invitee chooses it."""
+
     email: EmailStr
-    password: Password
     role: Role
     name: DisplayName | None = None
-    activated: bool = True
     quota_bytes: QuotaBytes | None = None
     default_code_validity_days: CodeValidityDays | None = None
+
+
+InvitationState = Literal["pending", "accepted", "expired", "revoked"]
+
+
+class Invitation(BaseModel):
+    """An invitation as administrators see it: that it exists and whether it was
+    accepted, never anything that would open the account."""
+
+    id: uuid.UUID
+    email: str
+    role: Role
+    name: str | None
+    quota_bytes: int | None
+    default_code_validity_days: int | None
+    state: InvitationState
+    created_at: dt.datetime
+    sent_at: dt.datetime
+    expires_at: dt.datetime
+    accepted_at: dt.datetime | None
+    account_id: uuid.UUID | None = Field(description="The account, once accepted")
+    mail_sent: bool | None = Field(
+        default=None,
+        description="After creating or resending: whether the mail server took the mail",
+    )
 
 
 class AdminAccountUpdate(StrictModel):

@@ -49,6 +49,7 @@ from hds_common.errors import (
     Conflict,
     Forbidden,
     NotFound,
+    TooManyRequests,
     Unauthorized,
 )
 
@@ -56,8 +57,6 @@ log = structlog.get_logger("hds.auth")
 
 PASSWORD_SLOT = "password"
 RECOVERY_SLOT = "recovery"
-# Roles that deliver or share to others and so may find a recipient by e-mail address.
-EMAIL_LOOKUP_ROLES = ("institution", "referrer", "admin")
 
 
 def utcnow() -> dt.datetime:
@@ -106,14 +105,17 @@ async def create_account(
     activated: bool = False,
     quota_bytes: int | None = None,
     default_code_validity_days: int | None = None,
-) -> tuple[Account, str, bool]:
-    """Create an account with its key pair; returns the account, its recovery code (to be
-    shown exactly once) and whether an activation mail went out."""
+) -> tuple[Account, str]:
+    """Create an account with its key pair under the password its holder chose; returns
+    the account and its recovery code, to be shown exactly once to that holder.
+
+    Called by registration, by the acceptance of an invitation and for the development
+    demo institution only: no administrator ever chooses a password."""
     settings = runtime.settings
     email = normalise_email(email)
     check_password_policy(password, min_length=settings.password_min_length, email=email)
     if await repository.email_exists(session, email):
-        raise Conflict("An account with this e-mail address exists already.", slug="email-taken")
+        raise _email_taken()
     if default_code_validity_days is not None and role != "institution":
         raise BadRequest("Only institutions have a default code validity.", slug="institution-only")
     account_id = uuid.uuid4()
@@ -164,14 +166,114 @@ async def create_account(
         await session.flush()
     except DatabaseIntegrityError:
         # Lost a race with a concurrent registration of the same address.
-        raise Conflict(
-            "An account with this e-mail address exists already.", slug="email-taken"
-        ) from None
-    mail_sent = False
-    if not activated:
-        mail_sent = await send_activation(session, runtime, account, now=now)
+        raise _email_taken() from None
     log.info("account_created", account_id=str(account_id), role=role, activated=activated)
-    return account, recovery_code, mail_sent
+    return account, recovery_code
+
+
+def _email_taken() -> Conflict:
+    return Conflict("An account with this e-mail address exists already.", slug="email-taken")
+
+
+async def register(
+    session: AsyncSession,
+    runtime: Runtime,
+    *,
+    email: str,
+    password: str,
+    role: str,
+    name: str | None,
+) -> AccountCreated:
+    """Register a patient or referrer and mail the activation link.
+
+    An address that has an account (or an open invitation) gets the same answer as a new
+    one, after the same work, and its holder a mail saying someone tried: the answer must
+    not tell anyone which addresses have accounts. The id and recovery code of that answer
+    belong to no account; only the mailbox's holder can ever activate an account."""
+    settings = runtime.settings
+    email = normalise_email(email)
+    check_password_policy(password, min_length=settings.password_min_length, email=email)
+    now = utcnow()
+    owner = await repository.get_account_by_email(session, email)
+    invited = owner is None and bool(await repository.open_invitations_for(session, email, now))
+    if owner is None and not invited:
+        account, recovery_code = await create_account(
+            session, runtime, email=email, password=password, role=role, name=name
+        )
+        mail_sent = await send_activation(session, runtime, account, now=now)
+        return created_view(account, recovery_code=recovery_code, mail_sent=mail_sent)
+    await _work_of_a_new_account(runtime, password)
+    mail_sent = await _send_registration_notice(session, runtime, email, invited=invited, now=now)
+    log.info("registration_of_a_taken_address")
+    return AccountCreated.model_validate(
+        {
+            "id": uuid.uuid4(),
+            "email": email,
+            "role": role,
+            "name": name,
+            "activated": False,
+            "activation_mail_sent": mail_sent,
+            "recovery_code": generate_recovery_code(),
+        }
+    )
+
+
+async def _work_of_a_new_account(runtime: Runtime, password: str) -> None:
+    """The Argon2id computations of :func:`create_account`, so that the answer for a
+    taken address takes as long as the answer for a new one."""
+    params = runtime.settings.argon2
+    await asyncio.gather(
+        asyncio.to_thread(derive_kek, password.encode(), generate_salt(), params),
+        asyncio.to_thread(
+            derive_kek,
+            normalise_recovery_code(generate_recovery_code()).encode(),
+            generate_salt(),
+            params,
+        ),
+        runtime.hashing.hash(password),
+    )
+
+
+async def _send_registration_notice(
+    session: AsyncSession, runtime: Runtime, email: str, *, invited: bool, now: dt.datetime
+) -> bool:
+    """Tell the holder of ``email`` that someone tried to register it. Bounded per address
+    like activation mails; beyond the bound the mail is skipped, the answer stays alike."""
+    key = account_key("registration-notice", email)
+    try:
+        await runtime.throttle.check(
+            session, [Limit(key, runtime.settings.activation_resends_per_account)], now=now
+        )
+    except TooManyRequests:
+        return True
+    await runtime.throttle.record([key], now=now)
+    if invited:
+        situation = (
+            "You have been invited to HDS with this address: accept the invitation with the "
+            "link in the invitation mail (an administrator can send it again)."
+        )
+    else:
+        situation = (
+            "This address already has an HDS account, which is unchanged. If you forgot its "
+            "password, reset it with your recovery code; if the account was never activated, "
+            "ask for a new activation link."
+        )
+    text = (
+        "Someone, perhaps you, tried to register a new HDS account with this e-mail "
+        f"address.\n\n{situation}\n\nIf it was not you, you need not do anything.\n"
+    )
+    message = build_message(
+        sender=runtime.settings.mail_from,
+        to=email,
+        subject="Someone tried to register with your address",
+        text=text,
+    )
+    try:
+        await runtime.mailer.send(message)
+    except MailError as exc:
+        log.error("registration_notice_failed", error=str(exc))
+        return False
+    return True
 
 
 async def send_activation(
@@ -516,24 +618,11 @@ def public_key_view(account: Account) -> PublicKey:
 
 
 async def public_key_by_id(session: AsyncSession, account_id: uuid.UUID) -> PublicKey:
+    """Only active accounts: an account registered but never activated answers like an
+    unknown id, so the id in a registration answer tells nobody whether it is real."""
     account = await repository.get_account(session, account_id)
-    if account is None or account.disabled:
+    if account is None or account.disabled or account.activated_at is None:
         raise NotFound("No such account.", slug="account-not-found")
-    return public_key_view(account)
-
-
-async def public_key_by_email(
-    session: AsyncSession, caller_roles: list[str], email: str
-) -> PublicKey:
-    if not any(role in EMAIL_LOOKUP_ROLES for role in caller_roles):
-        raise Forbidden(
-            "Looking up accounts by e-mail address is for institutions, referrers and "
-            "administrators.",
-            slug="lookup-not-allowed",
-        )
-    account = await repository.get_account_by_email(session, normalise_email(email))
-    if account is None or account.disabled:
-        raise NotFound("No account with this e-mail address.", slug="account-not-found")
     return public_key_view(account)
 
 

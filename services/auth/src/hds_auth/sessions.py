@@ -35,7 +35,8 @@ log = structlog.get_logger("hds.auth")
 def _invalid_credentials() -> Unauthorized:
     # One answer for an unknown address and a wrong password.
     return Unauthorized(
-        "The e-mail address or the password is wrong.",
+        "The e-mail address or the password is wrong, or the account has not been "
+        "activated yet (see the activation mail, or ask for a new one).",
         slug="invalid-credentials",
         title="Invalid credentials",
     )
@@ -65,18 +66,14 @@ async def login(
     # For an unknown address this verifies against a dummy hash: the same work, the same
     # answer as a wrong password.
     verified = await runtime.hashing.verify(account.password_hash if account else None, password)
-    if account is None or not verified:
+    # An account never activated answers like a wrong password: whoever registers an
+    # address chooses the password, and a distinct answer would tell them whether their
+    # registration made a new account or met an existing one.
+    if account is None or not verified or account.activated_at is None:
         await runtime.throttle.record([limit.key for limit in limits], now=now)
         raise _invalid_credentials()
     if account.disabled:
         raise Forbidden("This account has been disabled.", slug="account-disabled")
-    if account.activated_at is None:
-        raise Forbidden(
-            "This account has not been activated yet: open the link in the activation mail "
-            "or ask for a new one.",
-            slug="account-not-activated",
-            title="Account not activated",
-        )
     try:
         private_key = await unwrap_slot(
             password_slot(account), password, purpose=PASSWORD_SLOT, account_id=account.id

@@ -60,6 +60,9 @@ PUBLIC_ROUTES = (
     # GET: the link in the activation mail; POST: the SPA.
     _rule("GET POST", r"/auth/v1/activate"),
     _rule("POST", r"/auth/v1/activation/resend"),
+    # GET: the link in the invitation mail; POST: accepting it with a password.
+    _rule("GET", r"/auth/v1/invitation"),
+    _rule("POST", r"/auth/v1/invitation/accept"),
     _rule("POST", r"/auth/v1/login"),
     _rule("POST", r"/auth/v1/refresh"),
     _rule("POST", r"/auth/v1/logout"),
@@ -90,6 +93,8 @@ _CREDENTIAL_ROUTES = (
     # GET: the link in the activation mail; POST: the SPA.
     _rule("GET POST", r"/auth/v1/activate"),
     _rule("POST", r"/auth/v1/activation/resend"),
+    _rule("GET", r"/auth/v1/invitation"),
+    _rule("POST", r"/auth/v1/invitation/accept"),
     _rule("POST", r"/auth/v1/login"),
     _rule("POST", r"/auth/v1/password/reset"),
     _rule("GET HEAD", rf"/dlx/v1/token/{_SEGMENT}"),

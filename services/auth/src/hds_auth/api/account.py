@@ -1,16 +1,19 @@
-"""Routes for the logged-in account: profile, settings, password change, public keys."""
+"""Routes for the logged-in account: profile, settings, password change, public keys.
+
+Public keys are looked up by account id only. There is no look-up by e-mail address: it
+would tell any caller which addresses have accounts; sharing by address happens inside
+the storage service, through the identity service's internal look-up."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, status
 
 from hds_auth import service
 from hds_auth.db import SessionDep
-from hds_auth.deps import ClaimsDep, CurrentAccountDep, RuntimeDep, SessionIdDep, get_claims
-from hds_auth.schemas import Me, PasswordChangeRequest, PublicKey, SettingsUpdate, SingleLine
+from hds_auth.deps import CurrentAccountDep, RuntimeDep, SessionIdDep, get_claims
+from hds_auth.schemas import Me, PasswordChangeRequest, PublicKey, SettingsUpdate
 
 router = APIRouter(tags=["account"])
 
@@ -52,20 +55,8 @@ async def change_password(
 
 @router.get(
     "/auth/v1/public-keys/{account_id}",
-    summary="Public key of an account (any logged-in account may ask)",
+    summary="Public key of an active account (any logged-in account may ask)",
     dependencies=[Depends(get_claims)],
 )
 async def public_key(account_id: uuid.UUID, session: SessionDep) -> PublicKey:
     return await service.public_key_by_id(session, account_id)
-
-
-@router.get(
-    "/auth/v1/public-keys",
-    summary="Public key by e-mail address (institutions, referrers, administrators)",
-)
-async def public_key_by_email(
-    email: Annotated[SingleLine, Query(min_length=3, max_length=320)],
-    claims: ClaimsDep,
-    session: SessionDep,
-) -> PublicKey:
-    return await service.public_key_by_email(session, claims.roles, email)

@@ -1,21 +1,22 @@
-"""Administration: accounts of any role, quota overrides, signing-key rotation."""
+"""Administration: invitations (accounts of any role), account changes, quota overrides,
+signing-key rotation. No route here creates an account or sets a password: the invitee
+does both when accepting."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, status
 
-from hds_auth import service
-from hds_auth.api.public import NO_STORE
+from hds_auth import invitations, service
 from hds_auth.db import SessionDep
-from hds_auth.deps import RuntimeDep, require_admin
+from hds_auth.deps import ClaimsDep, RuntimeDep, require_admin
 from hds_auth.schemas import (
-    AccountCreated,
     AdminAccount,
-    AdminAccountCreate,
     AdminAccountUpdate,
+    Invitation,
+    InvitationCreate,
     SigningKeyRotated,
 )
 
@@ -23,29 +24,62 @@ router = APIRouter(tags=["administration"], dependencies=[Depends(require_admin)
 
 
 @router.post(
-    "/auth/v1/admin/accounts",
+    "/auth/v1/admin/invitations",
     status_code=status.HTTP_201_CREATED,
-    summary="Create an account of any role (institutions, administrators)",
+    summary="Invite an account of any role; the invitee chooses its password",
 )
-async def create_account(
-    body: AdminAccountCreate,
-    session: SessionDep,
-    runtime: RuntimeDep,
-    response: Response,
-) -> AccountCreated:
-    account, recovery_code, mail_sent = await service.create_account(
+async def create_invitation(
+    body: InvitationCreate, session: SessionDep, runtime: RuntimeDep, claims: ClaimsDep
+) -> Invitation:
+    invitation, mail_sent = await invitations.invite(
         session,
         runtime,
         email=body.email,
-        password=body.password,
         role=body.role,
         name=body.name,
-        activated=body.activated,
         quota_bytes=body.quota_bytes,
         default_code_validity_days=body.default_code_validity_days,
+        invited_by=_uuid_or_none(claims.sub),
     )
-    response.headers.update(NO_STORE)
-    return service.created_view(account, recovery_code=recovery_code, mail_sent=mail_sent)
+    return invitations.view(invitation, mail_sent=mail_sent)
+
+
+@router.get("/auth/v1/admin/invitations", summary="Every invitation, newest first")
+async def list_invitations(session: SessionDep) -> list[Invitation]:
+    return [invitations.view(found) for found in await invitations.list_all(session)]
+
+
+@router.get("/auth/v1/admin/invitations/{invitation_id}", summary="One invitation")
+async def get_invitation(invitation_id: uuid.UUID, session: SessionDep) -> Invitation:
+    return invitations.view(await invitations.get_or_404(session, invitation_id))
+
+
+@router.post(
+    "/auth/v1/admin/invitations/{invitation_id}/resend",
+    summary="Mail a new link (the previous one stops working) with a new expiry",
+)
+async def resend_invitation(
+    invitation_id: uuid.UUID, session: SessionDep, runtime: RuntimeDep
+) -> Invitation:
+    found = await invitations.get_or_404(session, invitation_id)
+    invitation, mail_sent = await invitations.resend(session, runtime, found)
+    return invitations.view(invitation, mail_sent=mail_sent)
+
+
+@router.delete(
+    "/auth/v1/admin/invitations/{invitation_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke an invitation that has not been accepted",
+)
+async def revoke_invitation(invitation_id: uuid.UUID, session: SessionDep) -> None:
+    await invitations.revoke(session, await invitations.get_or_404(session, invitation_id))
+
+
+def _uuid_or_none(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
 
 
 @router.get("/auth/v1/admin/accounts/{account_id}", summary="An account as administrators see it")

@@ -1,4 +1,5 @@
-"""Public routes: registration, activation, login, refresh, logout, reset, JWKS."""
+"""Public routes: registration, activation, invitations, login, refresh, logout, reset,
+JWKS."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from hds_auth import service, sessions
+from hds_auth import invitations, service, sessions
 from hds_auth.db import SessionDep
 from hds_auth.deps import ClientAddressDep, RuntimeDep
 from hds_auth.schemas import (
@@ -14,6 +15,9 @@ from hds_auth.schemas import (
     AccountCreated,
     Activated,
     ActivateRequest,
+    InvitationAccepted,
+    InvitationAcceptRequest,
+    InvitationOffer,
     LoginRequest,
     PasswordResetDone,
     PasswordResetRequest,
@@ -37,7 +41,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 async def register(
     body: RegisterRequest, session: SessionDep, runtime: RuntimeDep, response: Response
 ) -> AccountCreated:
-    account, recovery_code, mail_sent = await service.create_account(
+    created = await service.register(
         session,
         runtime,
         email=body.email,
@@ -46,7 +50,44 @@ async def register(
         name=body.name,
     )
     response.headers.update(NO_STORE)
-    return service.created_view(account, recovery_code=recovery_code, mail_sent=mail_sent)
+    return created
+
+
+@router.get(
+    "/auth/v1/invitation",
+    summary="What an invitation offers (the link in the invitation mail)",
+)
+async def invitation_offer(
+    token: Annotated[str, Query(min_length=1, max_length=200)],
+    session: SessionDep,
+    response: Response,
+) -> InvitationOffer:
+    offer = await invitations.offer(session, token)
+    response.headers.update(NO_STORE)
+    return offer
+
+
+@router.post(
+    "/auth/v1/invitation/accept",
+    status_code=status.HTTP_201_CREATED,
+    summary="Accept an invitation with a password of one's own; answers the recovery code once",
+)
+async def accept_invitation(
+    body: InvitationAcceptRequest, session: SessionDep, runtime: RuntimeDep, response: Response
+) -> InvitationAccepted:
+    account, recovery_code = await invitations.accept(
+        session, runtime, token=body.token, password=body.password
+    )
+    response.headers.update(NO_STORE)
+    return InvitationAccepted.model_validate(
+        {
+            "account_id": account.id,
+            "email": account.email,
+            "role": account.role,
+            "name": account.name,
+            "recovery_code": recovery_code,
+        }
+    )
 
 
 @router.get("/auth/v1/activate", summary="Activate an account (the link in the mail)")
