@@ -35,8 +35,13 @@ run: install
 	$(VENV)/bin/python deploy/local/run.py
 
 # dciodvfy (Debian's dicom3tools) validates the DICOMDIR of every downloaded ZIP.
+# Orthanc (Debian's orthanc) is the archive the ingest corpus test imports into; the test
+# starts the binary itself with its own configuration in a private network namespace.
+# The system service is never started (RUNLEVEL=1 keeps the package from starting it).
 tools:
 	@command -v dciodvfy >/dev/null || { apt-get update -qq && apt-get install -y -qq dicom3tools >/dev/null; }
+	@test -x /usr/sbin/Orthanc || { apt-get update -qq && \
+		RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc >/dev/null; }
 
 # nginx (Debian's nginx-light) is bench_gateway.py's reference hop; never started as a
 # system service (RUNLEVEL=1 keeps the package from starting it).

@@ -132,7 +132,7 @@ def read_file_meta(data: bytes | bytearray, *, final: bool) -> FileMeta | None:
         if vr in LONG_VRS:
             if len(data) < offset + 12:
                 _need_more(final, "file meta information")
-            return None
+                return None
             (length,) = struct.unpack_from("<L", data, offset + 8)
             header = 12
         elif vr in SHORT_VRS:

@@ -232,6 +232,8 @@ class DicomProbe:
         except StructureError as exc:
             raise self._refuse(f"malformed DICOM file meta information: {exc}") from None
         if meta is None:
+            if final:  # not expected: the whole file is there to decide on
+                raise self._refuse("malformed DICOM file meta information")
             return
         self._meta = meta
         self._check_meta(meta)
