@@ -281,3 +281,35 @@ async def _verdict(data: bytes, size: int) -> str:
         return f"{exc.status} {exc.detail}"
     assert passed == data
     return f"accepted {uid}"
+
+
+async def test_a_deflated_header_that_expands_past_the_limit_is_refused_in_bounded_memory() -> None:
+    """A 64 MiB private element compresses to a few KiB: the probe stops inflating once
+    the header passes its limit instead of inflating it all."""
+    import tracemalloc
+
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    from hds_common.errors import ProblemError
+
+    dataset = pydicom.dcmread(io.BytesIO(make_dicom().data))
+    dataset.add_new(0x00091010, "LO", "HDS")
+    dataset.add_new(0x00091001, "OB", b"\0" * (64 << 20))
+    dataset.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    del dataset
+    data = buffer.getvalue()
+    assert len(data) < 256 * 1024
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(ProblemError) as refused:
+            await _probe_in_chunks(data, 65536)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert refused.value.status == 415
+    assert "exceeds 1048576 bytes" in str(refused.value.detail)
+    assert peak < 8 * 1024 * 1024

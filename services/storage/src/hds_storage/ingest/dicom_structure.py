@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 __all__ = [
@@ -203,26 +203,30 @@ class DatasetWalker:
 
     # -- driver ------------------------------------------------------------------------
 
-    def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
-        """Walk ``data`` (file bytes); returns the dataset bytes it stood for (the
-        inflated ones for a deflated dataset; ``data`` itself otherwise)."""
+    def feed(
+        self, data: bytes | bytearray | memoryview, sink: Callable[[bytes], None] | None = None
+    ) -> None:
+        """Walk ``data`` (file bytes). ``sink`` receives the dataset bytes they stand for
+        (inflated, for a deflated dataset), step by step, so it can stop a deflate stream
+        that expands beyond what it keeps by raising."""
         if self._inflater is None:
             self._walk(memoryview(data))
-            return [bytes(data)]
+            if sink is not None:
+                sink(bytes(data))
+            return
         if self._inflater.eof:
             self._trail(len(data))
-            return []
-        out: list[bytes] = []
+            return
         pending = bytes(data)
         while pending and not self._inflater.eof:
             inflated = self._inflate(pending)
             pending = self._inflater.unconsumed_tail
             if inflated:
                 self._walk(memoryview(inflated))
-                out.append(inflated)
+                if sink is not None:
+                    sink(inflated)
         if self._inflater.eof:
             self._trail(len(self._inflater.unused_data) + len(pending))
-        return out
 
     def _trail(self, count: int) -> None:
         """Bytes after the end of the deflate stream: readers ignore them; a few are a

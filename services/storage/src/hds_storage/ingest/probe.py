@@ -275,17 +275,23 @@ class DicomProbe:
 
     def _walk(self, data: bytes | bytearray) -> None:
         assert self._walker is not None
+        sink = self._keep if self._header is None else None
         try:
-            produced = self._walker.feed(data)
+            self._walker.feed(data, sink)
         except StructureError as exc:
             raise self._refuse(f"malformed DICOM dataset: {exc}") from None
-        if self._header is None:
-            for piece in produced:
-                self._dataset += piece
-            if len(self._dataset) > self.limit and self._walker.pixel_offset is None:
-                raise self._refuse(
-                    f"the DICOM header (everything before PixelData) exceeds {self.limit} bytes"
-                )
+
+    def _keep(self, piece: bytes) -> None:
+        """Dataset bytes, kept until the header is read (only up to the pixel data)."""
+        assert self._walker is not None
+        end = self._walker.pixel_offset
+        if end is not None and len(self._dataset) >= end:
+            return
+        self._dataset += piece
+        if end is None and len(self._dataset) > self.limit:
+            raise self._refuse(
+                f"the DICOM header (everything before PixelData) exceeds {self.limit} bytes"
+            )
 
     def _close(self) -> None:
         if self._closed:
@@ -305,6 +311,10 @@ class DicomProbe:
         end = self._walker.pixel_offset
         if end is None and not final:
             return None
+        if end is not None and end > self.limit:
+            raise self._refuse(
+                f"the DICOM header (everything before PixelData) exceeds {self.limit} bytes"
+            )
         dataset = bytes(self._dataset if end is None else self._dataset[:end])
         self._dataset = bytearray()
         self._header = self._read_header(dataset, self._meta)
