@@ -35,8 +35,16 @@ run: install
 	$(VENV)/bin/python deploy/local/run.py
 
 # dciodvfy (Debian's dicom3tools) validates the DICOMDIR of every downloaded ZIP.
+# Orthanc (Debian's orthanc) is the archive the ingest corpus test imports into; the test
+# starts the binary itself with its own configuration in a private network namespace.
+# The system service is never started: RUNLEVEL=1, and a policy-rc.d that denies every
+# start for the time of the install where the machine has none.
 tools:
 	@command -v dciodvfy >/dev/null || { apt-get update -qq && apt-get install -y -qq dicom3tools >/dev/null; }
+	@test -x /usr/sbin/Orthanc || { apt-get update -qq && policy=/usr/sbin/policy-rc.d made= && \
+		if [ ! -e $$policy ]; then printf '#!/bin/sh\nexit 101\n' > $$policy && chmod +x $$policy && made=1; fi; \
+		RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc >/dev/null; status=$$?; \
+		if [ -n "$$made" ]; then rm -f $$policy; fi; exit $$status; }
 
 # nginx (Debian's nginx-light) is bench_gateway.py's reference hop; never started as a
 # system service (RUNLEVEL=1 keeps the package from starting it).

@@ -131,7 +131,7 @@ async def test_duplicate_within_one_request_is_stored_once(pg_env: StorageEnv) -
     [
         ("photo.dcm", b"\x89PNG\r\n\x1a\n" + b"\0" * 300, "no DICM preamble"),
         ("notes.dcm", b"just some text, not DICOM at all", "no DICM preamble"),
-        ("broken.dcm", b"\0" * 128 + b"DICM" + b"\xff" * 400, "cannot be parsed"),
+        ("broken.dcm", b"\0" * 128 + b"DICM" + b"\xff" * 400, "malformed DICOM file meta"),
     ],
 )
 async def test_non_dicom_part_is_rejected_by_content_and_nothing_is_applied(
@@ -192,7 +192,7 @@ async def test_dicom_without_identifying_uids_is_unprocessable(pg_env: StorageEn
 
     assert response.status_code == 422
     assert response.json()["type"] == "urn:hds:problem:dicom-incomplete"
-    assert "series_instance_uid" in response.json()["detail"]
+    assert "SeriesInstanceUID" in response.json()["detail"]
 
 
 async def test_other_request_content_types_are_refused(pg_env: StorageEnv) -> None:

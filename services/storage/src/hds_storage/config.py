@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     retention_days: float = Field(default=30.0, ge=0)
     # How much of a DICOM part may be buffered to parse its header (without pixel data).
     dicom_header_limit_bytes: int = Field(default=4 * 1024 * 1024, ge=4096)
+    # A PDF report is held in memory (never on disk) to be parsed before it is accepted;
+    # larger ones are refused with 413.
+    pdf_limit_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     # Requests without Content-Length reserve quota in steps of this size.
     quota_reservation_step_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     # Timeout of calls to the identity service (account quota, public keys, JWKS).

@@ -10,9 +10,24 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import (
+    UID,
+    CTImageStorage,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    generate_uid,
+)
 
-__all__ = ["DicomFile", "make_dicom", "make_dicom_header", "make_pdf", "make_study", "write_study"]
+__all__ = [
+    "DicomFile",
+    "broken_dicom_files",
+    "broken_pdf_files",
+    "make_dicom",
+    "make_dicom_header",
+    "make_pdf",
+    "make_study",
+    "write_study",
+]
 
 
 @dataclass(frozen=True)
@@ -51,10 +66,12 @@ def make_dicom(
     columns: int = 32,
     pixel_data: bytes | None = None,
     seed: int | None = None,
+    implicit: bool = False,
 ) -> DicomFile:
     """A 16-bit image (CT unless ``sop_class`` says otherwise) as DICOM Part 10 bytes;
     pixels random unless given. ``character_set`` (Specific Character Set, e.g.
-    ``"ISO_IR 100"``) is needed for names beyond ASCII."""
+    ``"ISO_IR 100"``) is needed for names beyond ASCII; ``implicit``: Implicit VR Little
+    Endian instead of Explicit."""
     if pixel_data is None:
         rng = np.random.default_rng(seed)
         pixel_data = rng.integers(0, 4096, size=rows * columns, dtype=np.uint16).tobytes()
@@ -63,7 +80,7 @@ def make_dicom(
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = UID(sop_class)
     ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
     if character_set is not None:
         ds.SpecificCharacterSet = character_set
     ds.SOPClassUID = UID(sop_class)
@@ -144,14 +161,20 @@ def write_study(folder: Path, files: list[DicomFile]) -> list[Path]:
 def make_pdf(text_marker: str = "Report text") -> bytes:
     """A small valid PDF whose content stream carries ``text_marker`` uncompressed."""
     stream = f"BT /F1 12 Tf 72 720 Td ({text_marker}) Tj ET".encode()
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
+    return _assemble_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+            b"/Resources << /Font << /F1 5 0 R >> >> >>",
+            b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        ]
+    )
+
+
+def _assemble_pdf(objects: list[bytes]) -> bytes:
+    """Header, numbered objects, cross-reference table and trailer (object 1 is the root)."""
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for number, body in enumerate(objects, start=1):
@@ -165,3 +188,71 @@ def make_pdf(text_marker: str = "Report text") -> bytes:
         f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
     )
     return bytes(out)
+
+
+# -- broken files: what ingest must refuse ----------------------------------------------------
+
+_GROUP_LENGTH_VALUE = 140  # offset of the (0002,0000) value: preamble, DICM, tag, VR, length
+
+
+def _meta_end(data: bytes) -> int:
+    (group_length,) = struct.unpack_from("<L", data, _GROUP_LENGTH_VALUE)
+    return int(_GROUP_LENGTH_VALUE + 4 + group_length)
+
+
+def _with_group_length(data: bytes, value: int) -> bytes:
+    return data[:_GROUP_LENGTH_VALUE] + struct.pack("<L", value) + data[_GROUP_LENGTH_VALUE + 4 :]
+
+
+def _leading_zero(uid: str) -> str:
+    """``uid`` with the first digit of its last component turned into a leading zero
+    (same length, no longer a valid UID)."""
+    head, _, last = uid.rpartition(".")
+    assert len(last) > 1
+    return f"{head}.0{last[1:]}"
+
+
+def broken_dicom_files() -> dict[str, bytes]:
+    """DICOM files a receiving archive refuses, by the flaw in their name."""
+    good = make_dicom(seed=11)
+    data = good.data
+    meta_end = _meta_end(data)
+    (group_length,) = struct.unpack_from("<L", data, _GROUP_LENGTH_VALUE)
+    sop = good.sop_instance_uid.encode()
+    other_sop = sop[:-1] + (b"1" if sop[-1:] != b"1" else b"2")
+    implicit = make_dicom(seed=11, sop_uid=good.sop_instance_uid, implicit=True)
+    explicit_ts = b"1.2.840.10008.1.2.1\0"
+    return {
+        # The group length of the report that started these checks.
+        "group-length-huge.dcm": _with_group_length(data, 0x7FFFFFF0),
+        "group-length-long.dcm": _with_group_length(data, group_length + 8),
+        "group-length-short.dcm": _with_group_length(data, group_length - 6),
+        "truncated-in-pixel-data.dcm": data[: len(data) - 100],
+        "truncated-in-header.dcm": data[: meta_end + 40],
+        "truncated-in-meta.dcm": data[: meta_end - 20],
+        "wrong-preamble.dcm": data[:128] + b"DICN" + data[132:],
+        "no-preamble.dcm": data[128:],
+        "unknown-transfer-syntax.dcm": data.replace(explicit_ts, b"1.2.840.10008.1.2.9\0", 1),
+        "implicit-dataset-under-explicit-meta.dcm": data[:meta_end]
+        + implicit.data[_meta_end(implicit.data) :],
+        "meta-sop-instance-mismatch.dcm": data.replace(sop, other_sop, 1),
+        "sop-instance-uid-leading-zero.dcm": data.replace(
+            sop, _leading_zero(good.sop_instance_uid).encode()
+        ),
+        "html-named-dcm.dcm": b"<!DOCTYPE html><html><body>" + b"x" * 200 + b"</body></html>",
+    }
+
+
+def broken_pdf_files() -> dict[str, bytes]:
+    """Files named like PDF reports that are none (or have nothing to show)."""
+    # 34 bytes with the PDF header and no document behind it.
+    header_only = b"%PDF-1.4\nthis is no document at all\n"[:34]
+    return {
+        "html-renamed.pdf": b"<!DOCTYPE html><html><body><p>Befund</p></body></html>\n",
+        "header-without-body.pdf": header_only,
+        "truncated.pdf": make_pdf("truncated")[:180],
+        "no-pages.pdf": _assemble_pdf(
+            [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [] /Count 0 >>"]
+        ),
+        "empty.pdf": b"",
+    }

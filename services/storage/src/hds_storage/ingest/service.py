@@ -38,13 +38,7 @@ from hds_storage.access import KeyHolder, integrity_failure
 from hds_storage.collector import ItemRef, collect_items, delete_blobs
 from hds_storage.identity import AccountInfo
 from hds_storage.ingest.multipart import Part
-from hds_storage.ingest.probe import (
-    PDF_MAGIC,
-    DicomHeader,
-    DicomProbe,
-    check_pdf_start,
-    load_dicom_parser,
-)
+from hds_storage.ingest.probe import DicomHeader, DicomProbe, PdfProbe, load_dicom_parser
 from hds_storage.ingest.writer import StoredObject, hash_only, store_object
 from hds_storage.keys import MetaCipher, open_slot
 from hds_storage.models import (
@@ -274,13 +268,6 @@ def _package_not_open() -> Conflict:
     return Conflict("the package is complete; open a new package", slug="package-complete")
 
 
-async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    if first:
-        yield first
-    async for chunk in rest:
-        yield chunk
-
-
 def _patient_mismatch(part: Part | None) -> UnprocessableContent:
     extensions: dict[str, Any] = {}
     if part is not None:
@@ -367,8 +354,9 @@ class IngestService:
         patient_id = header.patient["patient_id"]
         if expected_patient is not None and patient_id != expected_patient:
             raise _patient_mismatch(part)
-        body = _prepend(bytes(probe.buffer), part.chunks)
-        probe.buffer = bytearray()
+        # The rest of the file is checked as it streams; a bad end refuses it (and the
+        # request's failure handling deletes what was written of it).
+        body = probe.rest(part.chunks)
         known = seen[header.sop_instance_uid].sha256 if header.sop_instance_uid in seen else None
         if known is None:
             async with self.state.session_maker() as session:
@@ -593,20 +581,25 @@ class IngestService:
             ) from None
 
     async def _receive_pdf(self, run: UploadRun, part: Part) -> PendingDocument:
-        start = bytearray()
-        async for chunk in part.chunks:
-            start += chunk
-            if len(start) >= len(PDF_MAGIC):
-                break
-        check_pdf_start(bytes(start), label=part.label, index=part.index)
+        probe = PdfProbe(
+            label=part.label, index=part.index, limit=self.state.settings.pdf_limit_bytes
+        )
+
+        async def checked() -> AsyncIterator[bytes]:
+            async for chunk in part.chunks:
+                probe.feed(chunk)
+                yield chunk
+
         stored = await store_object(
             self.state.store,
             package_id=run.target.package.id,
             package_key=run.target.package_key,
-            chunks=_prepend(bytes(start), part.chunks),
+            chunks=checked(),
             before_bytes=run.before_bytes,
             on_key=run.remember,
         )
+        # A refusal here leaves the blob to the request's failure handling (deleted).
+        await probe.finish()
         return PendingDocument(part, stored)
 
     @staticmethod
