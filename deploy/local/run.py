@@ -20,7 +20,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from hds_common.crypto import b64e, load_or_create_private_key, public_key_to_bytes
+from hds_common.crypto import b64e, public_key_to_bytes
+from hds_common.key_provider import FileKeyProvider
 
 SERVICES = ("auth", "codes", "storage", "dlx", "gateway")
 MIGRATED = ("auth", "codes", "storage")
@@ -39,10 +40,12 @@ def suite_environment(var: Path, base_port: int, host: str) -> dict[str, str]:
     keys.mkdir(parents=True, exist_ok=True)
     (var / "blobs").mkdir(exist_ok=True)
     (var / "outbox").mkdir(exist_ok=True)
-    grant_key = load_or_create_private_key(keys / "storage-grant.key")
+    # The embedded default keeps its keys in files under var/keys (HDS_KEY_PROVIDER=file).
+    grant_key = FileKeyProvider().x25519_private_key(str(keys / "storage-grant.key"))
     port = {name: base_port + offset for name, offset in PORT_OFFSETS.items()}
     env = {
         "HDS_ENVIRONMENT": "development",
+        "HDS_KEY_PROVIDER": "file",
         "HDS_INTERNAL_SECRET": _secret_file(keys / "internal-secret"),
         "HDS_GRANT_PUBLIC_KEY": b64e(public_key_to_bytes(grant_key.public_key())),
         "HDS_PUBLIC_BASE_URL": f"http://{host}:{port['gateway']}",

@@ -454,6 +454,13 @@ class Harness:
             headers={SERVICE_TOKEN_HEADER: mint_service_token(INTERNAL_SECRET, "dlx")},
         )
 
+    def delayed(self) -> float:
+        """Validations slowed down so far because their client was over its allowance."""
+        value = self.app.state.metrics_registry.get_sample_value(
+            "hds_codes_client_delayed_total", {}
+        )
+        return float(value or 0.0)
+
     def metric(self, outcome: str) -> float:
         value = self.app.state.metrics_registry.get_sample_value(
             "hds_codes_validations_total", {"outcome": outcome}
@@ -476,6 +483,9 @@ def make_settings(
         "argon2_time_cost": FAST_ARGON2.time_cost,
         "argon2_memory_kib": FAST_ARGON2.memory_cost_kib,
         "argon2_parallelism": FAST_ARGON2.parallelism,
+        # Short, so tests can go past a client's allowance (the defaults wait seconds).
+        "client_delay_seconds": 0.05,
+        "client_delay_max_seconds": 0.2,
         "suite": SuiteSettings(
             environment="test",
             auth_url=AUTH_URL,

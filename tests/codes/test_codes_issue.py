@@ -14,10 +14,11 @@ from PIL import Image
 from sqlalchemy import text
 
 from hds_codes import service
-from hds_codes.lookup import LookupKey, load_or_create_secret
+from hds_codes.lookup import LookupKey
 from hds_codes.slots import slot_aad, slot_secret
 from hds_codes.values import generate_code, normalise_code
 from hds_common.crypto import Argon2Params, derive_kek, unwrap_key
+from hds_common.key_provider import FileKeyProvider
 from hds_common.testing.tokens import TestIssuer
 
 pytestmark = pytest.mark.postgres
@@ -158,7 +159,7 @@ async def test_the_code_is_stored_only_as_keyed_hash_and_key_slot(codes: Harness
         assert secret.encode() not in dump
     assert issued.package.key not in dump
 
-    lookup = LookupKey(load_or_create_secret(codes.settings.lookup_secret_file))
+    lookup = LookupKey(FileKeyProvider().secret(str(codes.settings.lookup_secret_file)))
     assert row["lookup_hash"] == lookup.code_hash(normal)
     assert len(row["kdf_salt"]) == 16
     # The slot opens with exactly Argon2id(code + birth date) and the row's own AAD.
@@ -190,7 +191,7 @@ async def test_a_code_that_exists_already_is_drawn_again(
 async def test_lookup_secret_file_is_created_private_and_reused(codes: Harness) -> None:
     path = codes.settings.lookup_secret_file
     assert path.stat().st_mode & 0o777 == 0o600
-    assert load_or_create_secret(path) == load_or_create_secret(path)
+    assert FileKeyProvider().secret(str(path)) == FileKeyProvider().secret(str(path))
 
 
 # -- QR codes and carrier sheets -----------------------------------------------------------

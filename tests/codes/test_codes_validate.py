@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ from codes_harness import (
 from sqlalchemy import select
 
 from hds_codes import repository
-from hds_codes.models import ClientThrottle
+from hds_codes.config import Settings
+from hds_codes.models import AccessCode, ClientThrottle
+from hds_codes.validation import client_delay
 from hds_codes.values import format_code, generate_code
 from hds_common.crypto import open_grant
 from hds_common.service_auth import SERVICE_TOKEN_HEADER, mint_service_token
@@ -135,7 +138,7 @@ async def test_a_right_answer_resets_the_failure_count(codes: Harness) -> None:
         assert (await codes.validate(issued.code, issued.birth_date)).status_code == 200
 
 
-async def test_a_client_is_limited_across_codes(codes: Harness) -> None:
+async def test_a_client_over_its_allowance_is_slowed_down_not_refused(codes: Harness) -> None:
     client = unique_client()
     issued = await codes.issue()
     # 19 failures on 19 codes, then right answers (which do not count), then the 20th.
@@ -149,16 +152,41 @@ async def test_a_client_is_limited_across_codes(codes: Harness) -> None:
     assert (
         await codes.validate(format_code(generate_code()), "19700101", client=client)
     ).status_code == 401
-    throttled_before = codes.metric("throttled")
-    blocked = await codes.validate(issued.code, issued.birth_date, client=client)
-    assert _comparable(blocked) == _comparable(
-        await codes.validate(format_code(generate_code()), "19700101")
-    )
-    assert codes.metric("throttled") == throttled_before + 1
+    assert codes.delayed() == 0
+    # Beyond the allowance every attempt waits, longer after every failure, and is then
+    # answered as usual: right answers succeed, wrong ones fail.
+    waits = []
+    for code, birth_date, status in [
+        (issued.code, issued.birth_date, 200),
+        (format_code(generate_code()), "19700101", 401),
+        (format_code(generate_code()), "19700101", 401),
+        (issued.code, issued.birth_date, 200),
+    ]:
+        started = time.perf_counter()
+        response = await codes.validate(code, birth_date, client=client)
+        waits.append(time.perf_counter() - started)
+        assert response.status_code == status, response.text
+    assert codes.delayed() == 4
+    base = codes.settings.client_delay_seconds
+    # 21 attempts in flight count: 1 x base; then 22 and 23 failures: 2 x and 4 x base
+    # (refunded right answers do not add).
+    assert waits[0] >= base
+    assert waits[1] >= base
+    assert waits[2] >= 2 * base
+    assert waits[3] >= 4 * base
     # Other clients are not affected, and the window ends after 15 minutes.
     assert (await codes.validate(issued.code, issued.birth_date)).status_code == 200
     codes.clock.advance(minutes=15)
     assert (await codes.validate(issued.code, issued.birth_date, client=client)).status_code == 200
+    assert codes.delayed() == 4
+
+
+def test_the_client_delay_doubles_up_to_its_cap() -> None:
+    settings = Settings(
+        client_max_failures=20, client_delay_seconds=0.5, client_delay_max_seconds=10
+    )
+    delays = [client_delay(settings, failures) for failures in range(18, 28)]
+    assert delays == [0, 0, 0, 0.5, 1, 2, 4, 8, 10, 10]
 
 
 async def test_lock_and_client_counters_survive_a_restart(
@@ -177,10 +205,10 @@ async def test_lock_and_client_counters_survive_a_restart(
         after.clock.now = locked_at + dt.timedelta(minutes=14)
         assert_problem(await after.validate(issued.code, issued.birth_date), 401, "invalid-code")
         assert after.metric("locked") == 1
-        # The client's 20 failures were remembered as well.
+        # The client's 20 failures were remembered as well: its next attempt is slowed.
         response = await after.validate(issued.code, issued.birth_date, client=client)
         assert_problem(response, 401, "invalid-code")
-        assert after.metric("throttled") == 1
+        assert after.delayed() == 1
         after.clock.now = locked_at + dt.timedelta(minutes=15)
         assert (await after.validate(issued.code, issued.birth_date)).status_code == 200
 
@@ -194,9 +222,35 @@ async def test_codes_keep_their_argon2_parameters_when_the_setting_changes(
     async with codes_harness(
         postgres_url, secret_file, hood, argon2_memory_kib=2048, argon2_time_cost=2
     ) as after:
+        # The old slot still opens (its own parameters are stored with it) ...
+        assert await slot_cost(after, issued.id) == (1, 1024, 1)
+        old_salt = await slot_salt(after, issued.id)
         assert (await after.validate(issued.code, issued.birth_date)).status_code == 200
+        # ... and the right answer re-made it under the current cost and a fresh salt.
+        assert await slot_cost(after, issued.id) == (2, 2048, 1)
+        assert await slot_salt(after, issued.id) != old_salt
+        response = await after.validate(issued.code, issued.birth_date)
+        assert response.status_code == 200
+        grant = open_grant(hood.storage_private_key, response.json()["grant"])
+        assert grant.key == issued.package.key
+        assert_problem(await after.validate(issued.code, "19800101"), 401, "invalid-code")
         newer = await after.issue()
+        assert await slot_cost(after, newer.id) == (2, 2048, 1)
         assert (await after.validate(newer.code, newer.birth_date)).status_code == 200
+
+
+async def slot_cost(codes: Harness, code_id: str) -> tuple[int, int, int]:
+    async with codes.runtime.session_maker() as session:
+        row = await session.get(AccessCode, code_id)
+        assert row is not None
+        return row.kdf_time_cost, row.kdf_memory_kib, row.kdf_parallelism
+
+
+async def slot_salt(codes: Harness, code_id: str) -> bytes:
+    async with codes.runtime.session_maker() as session:
+        row = await session.get(AccessCode, code_id)
+        assert row is not None
+        return row.kdf_salt
 
 
 async def test_validation_is_for_services_only(codes: Harness) -> None:

@@ -174,6 +174,9 @@ async def start_suite(
             # Every test of a run registers and logs in from 127.0.0.1, more often than the
             # per-address limit of credential requests allows (tested in tests/gateway).
             "HDS_GATEWAY_RATE_LIMIT_AUTH_PER_ADDRESS": "100000",
+            # The tests' own address plays the ingress controller in front of the gateway,
+            # as deploy/kubernetes configures it: its X-Forwarded-For names the client.
+            "HDS_GATEWAY_TRUSTED_PROXIES": "127.0.0.1",
             **(extra_env or {}),
         }
         store = s3_server.blobstore(bucket)

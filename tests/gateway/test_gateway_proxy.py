@@ -24,6 +24,14 @@ from gateway_support import (
     serve,
     stand_in,
 )
+from pydantic import SecretStr
+
+from hds_common.forwarded_client import (
+    CLIENT_HEADER,
+    mint_client_assertion,
+    verify_client_assertion,
+)
+from hds_common.settings import SuiteSettings
 
 PROBLEM = "application/problem+json"
 MIB = 1024 * 1024
@@ -288,6 +296,36 @@ async def test_trusted_proxy_chain_is_extended(upstreams: Upstreams) -> None:
     assert header_values(seen, "x-forwarded-for") == ["203.0.113.9, 10.0.0.1, 127.0.0.1"]
     assert header_values(seen, "x-forwarded-proto") == ["https"]
     assert header_values(seen, "x-forwarded-host") == ["portal.example"]
+
+
+async def test_the_gateway_signs_the_client_address_it_believes(upstreams: Upstreams) -> None:
+    secret = "gateway-test-internal-secret"
+    settings = gateway_settings(
+        upstreams,
+        trusted_proxies=["127.0.0.0/8"],
+        suite=SuiteSettings(
+            jwt_issuer=upstreams.issuer.issuer,
+            internal_secret=SecretStr(secret),
+            **{f"{name}_url": url for name, url in upstreams.urls.items()},
+        ),
+    )
+    token = upstreams.issuer.mint("account-1")
+    forged = mint_client_assertion("a-guessed-secret", address="192.0.2.66", proto="https")
+    async with running_gateway(settings) as client:
+        response = await client.get(
+            "/storage/v1/echo",
+            headers={
+                **bearer(token),
+                "X-Forwarded-For": "198.51.100.1, 203.0.113.9",
+                "X-Forwarded-Proto": "https",
+                CLIENT_HEADER: forged,
+            },
+        )
+    seen = response.json()
+    # The client's own X-HDS-Client is dropped; the gateway's names the client it believes.
+    (assertion,) = header_values(seen, CLIENT_HEADER.lower())
+    assert assertion != forged
+    assert verify_client_assertion(secret, assertion) == ("203.0.113.9", "https")
 
 
 async def test_cookies_of_one_client_never_reach_another(

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from hds_common.docs import docs_router
 from hds_common.errors import install_problem_handlers
+from hds_common.forwarded_client import ForwardedClientMiddleware
 from hds_common.observability import ReadinessCheck, RequestContextMiddleware, health_router
 
 __all__ = ["create_service_app", "serve"]
@@ -27,10 +28,15 @@ def create_service_app(
     routers: Sequence[APIRouter] = (),
     readiness: Callable[[FastAPI], Mapping[str, ReadinessCheck]] | None = None,
     openapi_url: str | None = "/openapi.json",
+    gateway_secret: Callable[[], str] | None = None,
 ) -> FastAPI:
     """A FastAPI app with problem+json errors, request ids, JSON access logs, metrics,
     ``/healthz`` and ``/readyz``. ``readiness`` lists the checks of ``/readyz``; it is
-    called per request so it can read clients the lifespan put on ``app.state``."""
+    called per request so it can read clients the lifespan put on ``app.state``.
+
+    ``gateway_secret`` (the internal secret) makes the app believe the client address the
+    gateway vouches for (``hds_common.forwarded_client``); services behind the gateway
+    pass it, the gateway itself does not."""
     app = FastAPI(
         title=title,
         description=description,
@@ -47,6 +53,9 @@ def create_service_app(
     app.state.metrics_registry = registry
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware, service=service, registry=registry)
+    if gateway_secret is not None:
+        # Outside the request context, so the access log already shows the real client.
+        app.add_middleware(ForwardedClientMiddleware, secret=gateway_secret)
     app.include_router(
         health_router(lambda: readiness(app) if readiness else {}, registry=registry)
     )
@@ -55,11 +64,12 @@ def create_service_app(
     return app
 
 
-def serve(factory: str, *, host: str, port: int, forwarded_allow_ips: str | None) -> None:
+def serve(factory: str, *, host: str, port: int) -> None:
     """Run a service under uvicorn (uvloop, httptools, our JSON logging).
 
-    ``forwarded_allow_ips``: the peers whose ``X-Forwarded-For/Proto`` are believed (the
-    gateway's addresses); None believes nobody, as the gateway itself does."""
+    uvicorn believes no ``X-Forwarded-*`` header from anyone: the gateway reads its
+    trusted proxies' itself, and the services behind it believe only the client address
+    the gateway vouches for (``create_service_app(gateway_secret=…)``)."""
     uvicorn.run(
         factory,
         factory=True,
@@ -68,6 +78,5 @@ def serve(factory: str, *, host: str, port: int, forwarded_allow_ips: str | None
         loop="uvloop",
         http="httptools",
         log_config=None,
-        proxy_headers=forwarded_allow_ips is not None,
-        forwarded_allow_ips=forwarded_allow_ips,
+        proxy_headers=False,
     )

@@ -35,18 +35,20 @@ class SuiteSettings(BaseSettings):
     codes_url: str = "http://127.0.0.1:8002"
     storage_url: str = "http://127.0.0.1:8003"
     dlx_url: str = "http://127.0.0.1:8004"
-    # Peers whose X-Forwarded-For/Proto the services behind the gateway believe: the
-    # gateway's addresses (IPs or CIDRs, comma-separated). Per-client limits key on it.
-    forwarded_allow_ips: str = "127.0.0.1"
     # The public address of the gateway, used for portal links and QR codes.
     public_base_url: str = "http://127.0.0.1:8000"
 
     jwt_issuer: str = "hds-auth"
     # Shared secret for internal service-to-service calls (HMAC, never sent in clear
-    # form: only a MAC over service name and expiry travels).
+    # form: only a MAC over service name and expiry travels). It also signs the client
+    # address the gateway vouches for (hds_common.forwarded_client): the services believe
+    # no X-Forwarded-For, from any peer.
     internal_secret: SecretStr = Field(default=SecretStr(""))
     # The storage service's X25519 public key (base64url), to which grants are sealed.
     grant_public_key: str = ""
+    # Where long-term keys (storage's grant key, the codes lookup secret) come from
+    # (hds_common.key_provider): "file" reads each from the path its setting names.
+    key_provider: Literal["file"] = "file"
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> SuiteSettings:

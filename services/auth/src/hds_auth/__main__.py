@@ -127,7 +127,6 @@ def serve(settings: Settings) -> int:
         "hds_auth.main:app_from_env",
         host=settings.host,
         port=settings.port,
-        forwarded_allow_ips=settings.suite.forwarded_allow_ips,
     )
     return 0
 

@@ -120,6 +120,7 @@ def create_app(
     (tests wire the services together in one process with it)."""
     settings = settings or Settings()
     app = create_service_app(
+        gateway_secret=settings.suite.internal_secret.get_secret_value,
         service="auth",
         title="HDS identity service",
         description=(

@@ -22,7 +22,6 @@ def main() -> None:
         "hds_codes.main:app_from_env",
         host=settings.host,
         port=settings.port,
-        forwarded_allow_ips=settings.suite.forwarded_allow_ips,
     )
 
 

@@ -8,18 +8,14 @@ are kept under the same kind of hash, so the lockout table holds no addresses ei
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
-import os
-import secrets
-from pathlib import Path
 
-from hds_common.crypto import SALT_SIZE, b64d, b64e
+from hds_common.crypto import SALT_SIZE
+from hds_common.key_provider import SECRET_SIZE
 
-__all__ = ["LookupKey", "load_or_create_secret"]
+__all__ = ["LookupKey"]
 
-_SECRET_SIZE = 32
 _CODE_CONTEXT = b"hds/codes/lookup/v1\x00"
 _DUMMY_SALT_CONTEXT = b"hds/codes/dummy-salt/v1\x00"
 _CLIENT_CONTEXT = b"hds/codes/client/v1\x00"
@@ -29,8 +25,8 @@ class LookupKey:
     """The server secret and the hashes made with it."""
 
     def __init__(self, secret: bytes) -> None:
-        if len(secret) < _SECRET_SIZE:
-            raise ValueError(f"lookup secret must have at least {_SECRET_SIZE} bytes")
+        if len(secret) < SECRET_SIZE:
+            raise ValueError(f"lookup secret must have at least {SECRET_SIZE} bytes")
         self._secret = secret
 
     def __repr__(self) -> str:
@@ -50,40 +46,3 @@ class LookupKey:
 
     def client_hash(self, client: str) -> str:
         return self._mac(_CLIENT_CONTEXT, client.encode("utf-8")).hex()
-
-
-def load_or_create_secret(path: Path) -> bytes:
-    """Read the secret (base64url text) from ``path``, creating it (mode 0600) if absent.
-
-    A private temporary file is hard-linked into place, so concurrent first starts never
-    see a partial file and all end up with the same secret."""
-    path = Path(path)
-    if path.exists():
-        return _read_secret(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    secret = secrets.token_bytes(_SECRET_SIZE)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(b64e(secret).encode("ascii") + b"\n")
-            file.flush()
-            os.fsync(file.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return _read_secret(path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    return secret
-
-
-def _read_secret(path: Path) -> bytes:
-    try:
-        secret = b64d(path.read_bytes().strip())
-    except ValueError:
-        raise RuntimeError(f"{path} does not hold a base64url secret") from None
-    if len(secret) < _SECRET_SIZE:
-        raise RuntimeError(f"{path} holds a secret shorter than {_SECRET_SIZE} bytes")
-    return secret

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from hds_codes.api import ROUTERS
 from hds_codes.config import Settings
 from hds_codes.db import migrate
-from hds_codes.lookup import LookupKey, load_or_create_secret
+from hds_codes.lookup import LookupKey
 from hds_codes.neighbours import AuthClient, StorageClient
 from hds_codes.runtime import CodesMetrics, Runtime
 from hds_codes.slots import KeyDeriver
@@ -20,6 +20,7 @@ from hds_common.app import create_service_app
 from hds_common.crypto import b64d, public_key_from_bytes
 from hds_common.db import create_engine, create_session_maker, ping_database
 from hds_common.http import internal_client
+from hds_common.key_provider import key_provider
 from hds_common.logs import configure_logging
 from hds_common.observability import ReadinessCheck
 from hds_common.tokens import JwksClient, TokenVerifier
@@ -40,7 +41,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         grant_public_key = public_key_from_bytes(b64d(suite.grant_public_key))
     except ValueError:
         raise RuntimeError("HDS_GRANT_PUBLIC_KEY is not a base64url X25519 public key") from None
-    secret = await asyncio.to_thread(load_or_create_secret, settings.lookup_secret_file)
+    secret = await asyncio.to_thread(
+        key_provider(suite.key_provider).secret, str(settings.lookup_secret_file)
+    )
     if settings.migrate_on_start:
         await migrate(settings.database_url)
 
@@ -88,6 +91,7 @@ def create_app(
     (tests wire the services together in one process with it)."""
     settings = settings or Settings()
     app = create_service_app(
+        gateway_secret=settings.suite.internal_secret.get_secret_value,
         service="codes",
         title="HDS access code service",
         description=(

@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hds_codes.models import AccessCode, ClientThrottle
+from hds_common.crypto import Argon2Params
 
 CodeState = Literal["active", "locked", "expired", "revoked"]
 
@@ -168,6 +169,32 @@ async def record_right_answer(session: AsyncSession, code_id: str, *, now: dt.da
         .values(failed_attempts=0, lock_count=0, locked_until=None, last_validated_at=now)
         .execution_options(synchronize_session=False)
     )
+
+
+async def replace_slot(
+    session: AsyncSession,
+    code_id: str,
+    *,
+    seen_salt: bytes,
+    salt: bytes,
+    params: Argon2Params,
+    wrapped_key: bytes,
+) -> bool:
+    """Replace the code key slot, if it is still the one made with ``seen_salt``."""
+    replaced = await session.scalar(
+        update(AccessCode)
+        .where(AccessCode.id == code_id, AccessCode.kdf_salt == seen_salt)
+        .values(
+            kdf_salt=salt,
+            kdf_time_cost=params.time_cost,
+            kdf_memory_kib=params.memory_cost_kib,
+            kdf_parallelism=params.parallelism,
+            wrapped_key=wrapped_key,
+        )
+        .returning(AccessCode.id)
+        .execution_options(synchronize_session=False)
+    )
+    return replaced is not None
 
 
 def _insert_for(session: AsyncSession) -> Any:

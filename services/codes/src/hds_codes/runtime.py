@@ -25,7 +25,7 @@ Clock = Callable[[], dt.datetime]
 class CodesMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         # Outcomes: success, expired (answers right), rejected (wrong answer or unknown
-        # code), locked (code locked, answer not evaluated), throttled (client over limit).
+        # code), locked (code locked, answer not evaluated).
         self.validations = Counter(
             "hds_codes_validations_total",
             "Access code validations by outcome",
@@ -33,6 +33,11 @@ class CodesMetrics:
             registry=registry,
         )
         self.issued = Counter("hds_codes_issued_total", "Access codes issued", registry=registry)
+        self.delayed = Counter(
+            "hds_codes_client_delayed_total",
+            "Validations slowed down because their client address is over its failure allowance",
+            registry=registry,
+        )
 
 
 @dataclass

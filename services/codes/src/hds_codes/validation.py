@@ -10,27 +10,34 @@ Rules that shape this module:
   concurrent guesses cannot exceed the limit. The counters are committed in their own
   short transactions: they must survive the 401 that follows (the request session would
   roll back) and must not hold a database lock while Argon2id runs.
-* A client over its failure limit is refused before Argon2id: that reveals nothing
-  about any code and spares the CPU.
+* A client over its failure allowance is slowed, not refused: its attempts wait (a
+  growing delay, before Argon2id and before the code's attempt is reserved) and are then
+  answered as usual. Many people share one address (a hospital's NAT); a refusal would
+  lock all of them out of their right answers because of one guesser. The per-code
+  lockout is what bounds the guesses on one code, from any number of addresses.
+* A slot made under an older Argon2id cost is re-made under the current one at its first
+  right answer, so raising the cost reaches issued codes too.
 
 Nothing here logs the code, the birth date or a key.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import random
 from dataclasses import dataclass
 
 from hds_codes import repository
+from hds_codes.config import Settings
 from hds_codes.runtime import Runtime
 from hds_codes.slots import slot_aad, slot_secret
 from hds_codes.values import CODE_LENGTH, InvalidCodeFormat, normalise_code
-from hds_common.crypto import Argon2Params, Grant, seal_grant
+from hds_common.crypto import Argon2Params, Grant, generate_salt, seal_grant
 from hds_common.errors import Forbidden, Unauthorized
 
-__all__ = ["Validated", "code_expired", "invalid_code", "validate_code"]
+__all__ = ["Validated", "client_delay", "code_expired", "invalid_code", "validate_code"]
 
 # A well-formed wrapped key that no KEK opens; unknown codes "try" it like a real slot.
 _DUMMY_WRAPPED = bytes((1,)) + bytes(12) + bytes(48)
@@ -47,7 +54,7 @@ class Validated:
 
 
 def invalid_code() -> Unauthorized:
-    # One answer for wrong, unknown, revoked and locked codes and throttled clients.
+    # One answer for wrong, unknown, revoked and locked codes.
     return Unauthorized(
         "The access code or the birth date is not correct.",
         slug="invalid-code",
@@ -74,7 +81,6 @@ class _Attempt:
     wrapped: bytes
     lock_count: int
     expires_at: dt.datetime | None
-    throttled: bool
 
 
 async def validate_code(
@@ -93,13 +99,17 @@ async def validate_code(
     lookup_hash = runtime.lookup.code_hash(normal)
     client_hash = runtime.lookup.client_hash(client)
 
-    attempt = await _begin_attempt(runtime, lookup_hash, client_hash, now)
-    if attempt.throttled:
-        runtime.metrics.validations.labels("throttled").inc()
-        raise invalid_code()
+    failures = await _count_client_attempt(runtime, client_hash, now)
+    delay = client_delay(settings, failures)
+    if delay > 0:
+        runtime.metrics.delayed.inc()
+        await asyncio.sleep(delay)
+        now = runtime.now()
 
+    attempt = await _begin_attempt(runtime, lookup_hash, now)
+    secret = slot_secret(normal, birth_date)
     key = await runtime.deriver.unwrap(
-        slot_secret(normal, birth_date),
+        secret,
         attempt.salt,
         attempt.params,
         attempt.wrapped,
@@ -113,6 +123,8 @@ async def validate_code(
         raise invalid_code()
 
     await _record_right_answer(runtime, attempt.code_id, client_hash, now)
+    if attempt.params != settings.argon2:
+        await _remake_slot(runtime, attempt, secret, key)
     assert attempt.expires_at is not None
     if attempt.expires_at <= now:
         runtime.metrics.validations.labels("expired").inc()
@@ -138,29 +150,32 @@ async def validate_code(
     )
 
 
-async def _begin_attempt(
-    runtime: Runtime, lookup_hash: str, client_hash: str, now: dt.datetime
-) -> _Attempt:
-    settings = runtime.settings
-    window_start = now - dt.timedelta(seconds=settings.client_window_seconds)
+def client_delay(settings: Settings, failures: int) -> float:
+    """Seconds an attempt waits when its client has ``failures`` (this attempt included)
+    in the current window: nothing within the allowance, then doubling up to the cap."""
+    excess = failures - settings.client_max_failures
+    if excess <= 0:
+        return 0.0
+    delay = settings.client_delay_seconds * 2.0 ** min(excess - 1, 32)
+    return float(min(delay, settings.client_delay_max_seconds))
+
+
+async def _count_client_attempt(runtime: Runtime, client_hash: str, now: dt.datetime) -> int:
+    """Count the attempt against its client (refunded on a right answer); the client's
+    failures in the window, this attempt included."""
+    window_start = now - dt.timedelta(seconds=runtime.settings.client_window_seconds)
     async with runtime.session_maker.begin() as session:
-        client_count = await repository.count_client_attempt(
+        failures = await repository.count_client_attempt(
             session, client_hash, now=now, window_start=window_start
         )
         if random.random() < _PRUNE_PROBABILITY:
             await repository.prune_client_throttles(session, window_start=window_start)
-        if client_count > settings.client_max_failures:
-            return _Attempt(
-                code_id=None,
-                package_id="",
-                evaluate=False,
-                salt=b"",
-                params=settings.argon2,
-                wrapped=b"",
-                lock_count=0,
-                expires_at=None,
-                throttled=True,
-            )
+    return failures
+
+
+async def _begin_attempt(runtime: Runtime, lookup_hash: str, now: dt.datetime) -> _Attempt:
+    settings = runtime.settings
+    async with runtime.session_maker.begin() as session:
         row = await repository.get_by_lookup_hash(session, lookup_hash)
         usable = row is not None and row.revoked_at is None
         # The same UPDATE runs for unknown codes (matching nothing) to keep the timing alike.
@@ -180,7 +195,6 @@ async def _begin_attempt(
                 wrapped=_DUMMY_WRAPPED,
                 lock_count=0,
                 expires_at=None,
-                throttled=False,
             )
         return _Attempt(
             code_id=row.id,
@@ -191,7 +205,6 @@ async def _begin_attempt(
             wrapped=row.wrapped_key,
             lock_count=row.lock_count,
             expires_at=row.expires_at,
-            throttled=False,
         )
 
 
@@ -223,3 +236,24 @@ async def _record_right_answer(
     async with runtime.session_maker.begin() as session:
         await repository.record_right_answer(session, code_id, now=now)
         await repository.refund_client_attempt(session, client_hash)
+
+
+async def _remake_slot(runtime: Runtime, attempt: _Attempt, secret: bytes, key: bytes) -> None:
+    """Wrap the key again under the current Argon2id cost and a fresh salt. Guarded by the
+    old salt, so of concurrent right answers one replaces the slot and the rest change
+    nothing (the key is the same either way)."""
+    assert attempt.code_id is not None
+    params = runtime.settings.argon2
+    salt = generate_salt()
+    wrapped = await runtime.deriver.wrap(
+        secret, salt, params, key, slot_aad(attempt.code_id, attempt.package_id)
+    )
+    async with runtime.session_maker.begin() as session:
+        await repository.replace_slot(
+            session,
+            attempt.code_id,
+            seen_salt=attempt.salt,
+            salt=salt,
+            params=params,
+            wrapped_key=wrapped,
+        )

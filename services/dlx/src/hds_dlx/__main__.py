@@ -17,7 +17,6 @@ def main() -> None:
         "hds_dlx.main:app_from_env",
         host=settings.host,
         port=settings.port,
-        forwarded_allow_ips=settings.suite.forwarded_allow_ips,
     )
 
 

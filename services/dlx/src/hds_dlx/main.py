@@ -103,6 +103,7 @@ def create_app(
     for verifying DLX tokens."""
     settings = settings or Settings()
     app = create_service_app(
+        gateway_secret=settings.suite.internal_secret.get_secret_value,
         service=SERVICE,
         title="HDS dicom link exchange service",
         description=(

@@ -17,9 +17,6 @@ def main() -> None:
         "hds_gateway.main:app_from_env",
         host=settings.host,
         port=settings.port,
-        # The gateway reads X-Forwarded-* itself, and only from HDS_GATEWAY_TRUSTED_PROXIES:
-        # uvicorn's own handling would let any client pick the address rate limits key on.
-        forwarded_allow_ips=None,
     )
 
 

@@ -11,6 +11,7 @@ import httpx
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 
+from hds_common.forwarded_client import mint_client_assertion
 from hds_common.request_context import current_request_id
 from hds_common.tokens import TokenClaims, TokenVerifier, bearer_token
 from hds_gateway.config import Settings
@@ -50,6 +51,16 @@ class Gateway:
             headers=request.scope["headers"],
             trusted=self.trusted,
         )
+
+    def vouch(self, origin: ClientOrigin) -> str | None:
+        """The signed client address for the upstream; none without an internal secret
+        (the services then see the gateway as the client)."""
+        secret = self.settings.suite.internal_secret.get_secret_value()
+        if not secret:
+            return None
+        proto = origin.proto.split(",")[0].strip().lower()
+        proto = proto if proto in ("http", "https") else "http"
+        return mint_client_assertion(secret, address=origin.address, proto=proto)
 
     async def limit_address(self, rate_class: RateClass, address: str) -> None:
         limit = (
@@ -101,7 +112,10 @@ class Gateway:
             raw_path=raw_path,
             query=query,
             headers=upstream_request_headers(
-                scope["headers"], origin=origin, request_id=current_request_id()
+                scope["headers"],
+                origin=origin,
+                request_id=current_request_id(),
+                client_assertion=self.vouch(origin),
             ),
             body_limit=body_limit,
         )

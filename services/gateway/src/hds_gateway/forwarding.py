@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from multidict import CIMultiDict
 
+from hds_common.forwarded_client import CLIENT_HEADER
+
 __all__ = [
     "ClientOrigin",
     "TrustedProxies",
@@ -119,10 +121,16 @@ def client_origin(
 
 
 def upstream_request_headers(
-    headers: RawHeaders, *, origin: ClientOrigin, request_id: str | None
+    headers: RawHeaders,
+    *,
+    origin: ClientOrigin,
+    request_id: str | None,
+    client_assertion: str | None = None,
 ) -> CIMultiDict[str]:
-    """The client's headers minus hop-by-hop ones, plus X-Forwarded-* and X-Request-ID.
-    ``Authorization`` passes unchanged: each service verifies the token again."""
+    """The client's headers minus hop-by-hop ones, plus X-Forwarded-*, X-Request-ID and the
+    gateway's signed client address (``X-HDS-Client``, the only client address the
+    services believe). ``Authorization`` passes unchanged: each service verifies the
+    token again."""
     drop = _hop_by_hop(headers) | _REQUEST_DROP
     result: CIMultiDict[str] = CIMultiDict()
     for name, value in headers:
@@ -136,6 +144,8 @@ def upstream_request_headers(
         result["X-Forwarded-Host"] = origin.host
     if request_id:
         result["X-Request-ID"] = request_id
+    if client_assertion:
+        result[CLIENT_HEADER] = client_assertion
     return result
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from pathlib import Path
 
 from hds_common.app import serve
 from hds_storage.config import Settings
@@ -49,9 +48,11 @@ def main() -> None:
         asyncio.run(migrate(settings.database_url))
         return
     if args.command == "grant-public-key":
+        from hds_common.key_provider import key_provider
         from hds_storage.keys import grant_public_key
 
-        print(grant_public_key(Path(settings.grant_private_key_file)))
+        provider = key_provider(settings.suite.key_provider)
+        print(grant_public_key(provider.x25519_private_key(settings.grant_private_key_file)))
         return
     if args.command == "maintenance":
         asyncio.run(_maintenance(settings))
@@ -60,7 +61,6 @@ def main() -> None:
         "hds_storage.main:app_from_env",
         host=settings.host,
         port=settings.port,
-        forwarded_allow_ips=settings.suite.forwarded_allow_ips,
     )
 
 

@@ -18,7 +18,8 @@ class Settings(BaseSettings):
     migrate_on_start: bool = True
     # A directory (embedded default) or s3://bucket/prefix?endpoint=… (see hds_common.blobstore).
     blob_url: str = "var/blobs"
-    # X25519 key to which grants are sealed; created on first start (mode 0600).
+    # X25519 key to which grants are sealed, as HDS_KEY_PROVIDER finds it (a file path for
+    # "file"; created on first start, mode 0600). Keep it off the database host.
     grant_private_key_file: str = "var/keys/storage-grant.key"
 
     # An open package completes on its own after this long without uploads.

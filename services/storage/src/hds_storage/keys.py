@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -25,7 +24,6 @@ from hds_common.crypto import (
     IntegrityError,
     b64e,
     hkdf_sha256,
-    load_or_create_private_key,
     open_grant,
     open_sealed,
     private_key_from_bytes,
@@ -65,11 +63,9 @@ def open_slot(private_key: bytes, package_id: str, sealed_key: bytes) -> bytes:
     return package_key
 
 
-def grant_public_key(private_key_file: Path) -> str:
-    """The base64url X25519 public key grants must be sealed to (``HDS_GRANT_PUBLIC_KEY``);
-    creates the private key file on first use."""
-    key = load_or_create_private_key(private_key_file)
-    return b64e(public_key_to_bytes(key.public_key()))
+def grant_public_key(grant_key: X25519PrivateKey) -> str:
+    """The base64url X25519 public key grants must be sealed to (``HDS_GRANT_PUBLIC_KEY``)."""
+    return b64e(public_key_to_bytes(grant_key.public_key()))
 
 
 def user_public_key(private_key: bytes) -> bytes:

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import httpx
 import structlog
@@ -14,9 +13,9 @@ from fastapi import FastAPI
 
 from hds_common.app import create_service_app
 from hds_common.blobstore import blobstore_from_url
-from hds_common.crypto import b64e, load_or_create_private_key, public_key_to_bytes
 from hds_common.db import create_engine, create_session_maker, ping_database
 from hds_common.http import internal_client
+from hds_common.key_provider import key_provider
 from hds_common.logs import configure_logging
 from hds_common.observability import ReadinessCheck
 from hds_common.tokens import JwksClient, KeySource, TokenVerifier
@@ -26,6 +25,7 @@ from hds_storage.collector import run_maintenance
 from hds_storage.config import Settings
 from hds_storage.db import migrate
 from hds_storage.identity import IdentityClient
+from hds_storage.keys import grant_public_key
 from hds_storage.retention import retire_expired_packages
 from hds_storage.state import StorageState
 
@@ -65,9 +65,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     transport: httpx.AsyncBaseTransport | None = app.state.transport
     if settings.migrate_on_start:
         await migrate(settings.database_url)
-    grant_key = load_or_create_private_key(Path(settings.grant_private_key_file))
+    grant_key = await asyncio.to_thread(
+        key_provider(settings.suite.key_provider).x25519_private_key,
+        settings.grant_private_key_file,
+    )
     published = settings.suite.grant_public_key
-    if published and published != b64e(public_key_to_bytes(grant_key.public_key())):
+    if published and published != grant_public_key(grant_key):
         # Grants sealed to HDS_GRANT_PUBLIC_KEY would all be refused.
         log.error("grant_public_key_mismatch", key_file=settings.grant_private_key_file)
     engine = create_engine(settings.database_url)
@@ -140,6 +143,7 @@ def create_app(
     the identity service's JWKS (tests that mint their own tokens)."""
     settings = settings or Settings()
     app = create_service_app(
+        gateway_secret=settings.suite.internal_secret.get_secret_value,
         service="storage",
         title="HDS encrypted storage service",
         description=(
