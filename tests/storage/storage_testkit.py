@@ -4,6 +4,11 @@ with real key pairs and grants, and the app wiring (DICOM and PDF content comes 
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import os
+import secrets
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -15,19 +20,24 @@ from typing import Any
 import httpx
 from fastapi import Body, FastAPI, Header
 from fastapi.responses import JSONResponse
-from sqlalchemy import inspect, text
+from sqlalchemy import insert, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hds_common.blobstore import BlobStore
 from hds_common.crypto import (
+    SESSION_SECRET_SIZE,
     Grant,
+    GrantKind,
     b64e,
     generate_private_key,
     load_or_create_private_key,
     private_key_to_bytes,
     public_key_to_bytes,
     seal_grant,
+    seal_session_key,
+    wrap_session_key,
 )
+from hds_common.db import create_engine
 from hds_common.service_auth import SERVICE_TOKEN_HEADER, mint_service_token, verify_service_token
 from hds_common.settings import SuiteSettings
 from hds_common.testing.asgi import ServiceRouterTransport, running, serving
@@ -36,6 +46,7 @@ from hds_common.testing.ports import free_port
 from hds_common.testing.tokens import TestIssuer
 from hds_storage.config import Settings
 from hds_storage.main import create_app
+from hds_storage.models import KeySession
 
 GIB = 1024**3
 INTERNAL_SECRET = "storage-test-internal-secret"
@@ -158,21 +169,94 @@ class IdentityStandIn:
         return account
 
 
-def user_grant(storage_public_key: bytes, account: TestAccount, ttl: int = 900) -> str:
-    """The account's user grant, sealed to the storage service like auth does at login."""
-    grant = Grant("user", account.id, account.private_key, int(time.time()) + ttl)
-    return seal_grant(storage_public_key, grant)
+# -- key sessions ------------------------------------------------------------------------------
+
+
+class KeySessionWriter:
+    """Writes key sessions into the storage database at ``database_url``.
+
+    Synchronous on purpose (test helpers build headers synchronously): the insert runs
+    on a loop of its own in a worker thread. A session is reused while it has more than
+    a minute to live."""
+
+    def __init__(self, database_url: str, grant_public_key: bytes) -> None:
+        self._database_url = database_url
+        self._grant_public_key = grant_public_key
+        self._cache: dict[tuple[str, str, bytes], tuple[str, str, int]] = {}
+
+    def grant(self, kind: GrantKind, subject: str, key: bytes, ttl: int = 900) -> tuple[str, str]:
+        """``(session id, grant)`` of a live key session holding ``key``."""
+        cached = self._cache.get((kind, subject, key))
+        if cached is not None and cached[2] - time.time() > 60:
+            return cached[0], cached[1]
+        session_id = secrets.token_hex(16)
+        secret = os.urandom(SESSION_SECRET_SIZE)
+        expires_at = int(time.time()) + ttl
+        wrapped = wrap_session_key(secret, key, session_id=session_id, kind=kind, subject=subject)
+        self._insert(session_id, kind, subject, wrapped, expires_at)
+        grant = seal_grant(
+            self._grant_public_key,
+            Grant(
+                kind=kind,
+                subject=subject,
+                session_id=session_id,
+                secret=secret,
+                expires_at=expires_at,
+            ),
+        )
+        self._cache[(kind, subject, key)] = (session_id, grant, expires_at)
+        return session_id, grant
+
+    def forget(self) -> None:
+        """Start new sessions from now on (after a test ended some)."""
+        self._cache.clear()
+
+    def _insert(
+        self, session_id: str, kind: str, subject: str, wrapped: bytes, expires_at: int
+    ) -> None:
+        async def write() -> None:
+            engine = create_engine(self._database_url)
+            try:
+                async with engine.begin() as connection:
+                    await connection.execute(
+                        insert(KeySession).values(
+                            id=session_id,
+                            kind=kind,
+                            subject=subject,
+                            tag=None,
+                            wrapped_key=wrapped,
+                            created_at=dt.datetime.now(dt.UTC),
+                            expires_at=dt.datetime.fromtimestamp(expires_at, dt.UTC),
+                        )
+                    )
+            finally:
+                await engine.dispose()
+
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                asyncio.run(write())
+            except BaseException as exc:  # re-raised in the calling thread
+                failure.append(exc)
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        worker.join()
+        if failure:
+            raise failure[0]
 
 
 def account_auth(
-    issuer: TestIssuer, storage_public_key: bytes, account: TestAccount, *, grant: bool = True
+    issuer: TestIssuer, sessions: KeySessionWriter, account: TestAccount, *, grant: bool = True
 ) -> dict[str, str]:
-    """``Authorization`` for an account token (with its user grant unless ``grant=False``)."""
-    token = issuer.mint(
-        account.id,
-        roles=[account.role],
-        grant=user_grant(storage_public_key, account) if grant else None,
-    )
+    """``Authorization`` for an account token (with a user key session and its grant, as
+    the identity service issues at login, unless ``grant=False``)."""
+    claims: dict[str, Any] = {}
+    if grant:
+        session_id, user_grant = sessions.grant("user", account.id, account.private_key)
+        claims = {"grant": user_grant, "ksid": session_id}
+    token = issuer.mint(account.id, roles=[account.role], **claims)
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -187,6 +271,7 @@ class StorageEnv:
     issuer: TestIssuer
     settings: Settings
     storage_public_key: bytes
+    sessions: KeySessionWriter
 
     @property
     def store(self) -> BlobStore:
@@ -205,14 +290,18 @@ class StorageEnv:
         return self.identity.add("institution", **kwargs)
 
     def user_grant(self, account: TestAccount, ttl: int = 900) -> str:
-        return user_grant(self.storage_public_key, account, ttl)
+        return self.sessions.grant("user", account.id, account.private_key, ttl)[1]
 
     def package_grant(self, package_id: str, package_key: bytes, ttl: int = 600) -> str:
-        grant = Grant("package", package_id, package_key, int(time.time()) + ttl)
-        return seal_grant(self.storage_public_key, grant)
+        return self.sessions.grant("package", package_id, package_key, ttl)[1]
+
+    def sealed_package_key(self, package_id: str, package_key: bytes) -> str:
+        return seal_session_key(
+            self.storage_public_key, package_key, kind="package", subject=package_id
+        )
 
     def auth(self, account: TestAccount, *, grant: bool = True) -> dict[str, str]:
-        return account_auth(self.issuer, self.storage_public_key, account, grant=grant)
+        return account_auth(self.issuer, self.sessions, account, grant=grant)
 
     @staticmethod
     def service() -> dict[str, str]:
@@ -277,7 +366,7 @@ class StorageEnv:
             headers=self.service(),
             json={
                 "account_id": account.id,
-                "package_grant": self.package_grant(package_id, package_key),
+                "sealed_package_key": self.sealed_package_key(package_id, package_key),
             },
         )
 
@@ -350,7 +439,15 @@ async def storage_env(
         async with httpx.AsyncClient(
             transport=transport, base_url=f"http://{STORAGE_HOST}", timeout=60
         ) as client:
-            yield StorageEnv(app, client, identity, issuer, settings, storage_public_key)
+            yield StorageEnv(
+                app,
+                client,
+                identity,
+                issuer,
+                settings,
+                storage_public_key,
+                KeySessionWriter(backend.database_url, storage_public_key),
+            )
 
 
 # -- the storage service as a real process ------------------------------------------------------

@@ -17,6 +17,7 @@ from pydicom.uid import generate_uid
 from storage_testkit import (
     IdentityStandIn,
     StorageProcess,
+    KeySessionWriter,
     account_auth,
     identity_server,
     process_env,
@@ -37,7 +38,7 @@ class Client:
     """An institution talking to the storage process."""
 
     def __init__(
-        self, base_url: str, issuer: TestIssuer, identity: IdentityStandIn, key: bytes
+        self, base_url: str, issuer: TestIssuer, identity: IdentityStandIn, key: KeySessionWriter
     ) -> None:
         self.http = httpx.AsyncClient(base_url=base_url, timeout=120)
         self.issuer = issuer
@@ -51,7 +52,7 @@ class Client:
 
 class Harness:
     def __init__(
-        self, process: StorageProcess, issuer: TestIssuer, identity: IdentityStandIn, key: bytes
+        self, process: StorageProcess, issuer: TestIssuer, identity: IdentityStandIn, key: KeySessionWriter
     ) -> None:
         self.process = process
         self.issuer = issuer
@@ -90,7 +91,7 @@ async def storage_process(
         )
         process = StorageProcess(env, tmp_path / "storage.log")
         await process.start()
-        harness = Harness(process, issuer, identity, storage_key)
+        harness = Harness(process, issuer, identity, KeySessionWriter(postgres_url, storage_key))
         try:
             yield harness, prefix
         finally:

@@ -52,6 +52,7 @@ INSTANCE = "f0225a11-5704-4000-8000-000000000005"
 READER = "f0225a11-5704-4000-8000-000000000006"
 PACKAGE_GRANT = "fuzz-package-grant"
 INSTITUTION_GRANT = "fuzz-institution-grant"
+SEALED_PACKAGE_KEY = "fuzz-sealed-package-key"
 
 # A single DICOM file is sent as the raw body, like any other binary.
 schemathesis.serializer.alias("application/dicom", "application/octet-stream")
@@ -66,7 +67,7 @@ schema = fuzz_schema(
         "path.object_id": [INSTANCE, DOCUMENT],
         "path.account_id": [READER],
         "body.account_id": [READER],
-        "body.package_grant": [PACKAGE_GRANT],
+        "body.sealed_package_key": [SEALED_PACKAGE_KEY],
         "header.X-HDS-Grant": [PACKAGE_GRANT, INSTITUTION_GRANT],
         "query.item": [STUDY, DOCUMENT],
     },
@@ -112,6 +113,7 @@ async def _published(env: StorageEnv) -> dict[str, str]:
         READER: reader.id,
         PACKAGE_GRANT: env.package_grant(package_id, key),
         INSTITUTION_GRANT: env.user_grant(institution),
+        SEALED_PACKAGE_KEY: env.sealed_package_key(package_id, key),
     }
 
 

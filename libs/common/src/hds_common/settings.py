@@ -49,6 +49,9 @@ class SuiteSettings(BaseSettings):
     # Where long-term keys (storage's grant key, the codes lookup secret) come from
     # (hds_common.key_provider): "file" reads each from the path its setting names.
     key_provider: Literal["file"] = "file"
+    # How long a service trusts its last answer that a token's session is live: a
+    # logout, reset, revocation or disablement stops the token everywhere within this.
+    session_check_seconds: float = Field(default=5.0, ge=0, le=30)
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> SuiteSettings:

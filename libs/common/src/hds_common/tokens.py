@@ -7,6 +7,13 @@ trusting a header set by the gateway.
 Audiences: ``hds-account`` for account tokens (login), ``hds-dlx`` for DLX tokens minted
 after a successful access-code validation. A DLX token is accepted only by DLX routes and
 an account token only elsewhere, because each route asks for exactly one audience.
+
+Session liveness: a token names its key session in the ``ksid`` claim. When a verifier
+has a :class:`SessionLiveness` source it refuses a token whose session has ended
+(logout, password reset, refresh-token reuse, disablement, code revocation or expiry),
+asking the storage service, which holds the key sessions, at most once per session per
+``HDS_SESSION_CHECK_SECONDS`` (5 s by default): a session ended at one service stops
+working at every service within that time.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from jose import jwt
 from jose.exceptions import JOSEError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hds_common.errors import Unauthorized
+from hds_common.errors import ServiceUnavailable, Unauthorized
 
 __all__ = [
     "ACCOUNT_AUDIENCE",
@@ -30,7 +37,9 @@ __all__ = [
     "DLX_AUDIENCE",
     "JwksClient",
     "KeySource",
+    "SessionLiveness",
     "StaticKeys",
+    "StorageSessions",
     "TokenClaims",
     "TokenVerifier",
     "bearer_token",
@@ -59,6 +68,8 @@ class TokenClaims(BaseModel):
     grant: str | None = None
     # For DLX tokens: the package the access code unlocked.
     pkg: str | None = None
+    # The key session this token belongs to; it stops working when the session ends.
+    ksid: str | None = None
 
     def has_role(self, *roles: str) -> bool:
         return any(role in self.roles for role in roles)
@@ -124,6 +135,37 @@ class JwksClient:
             self._fetched_at = time.monotonic()
 
 
+class SessionLiveness(Protocol):
+    async def is_live(self, session_id: str) -> bool:
+        """Whether the key session still exists; raises on an unreachable source."""
+        ...
+
+
+class StorageSessions:
+    """Liveness of key sessions as the storage service answers it
+    (``GET /internal/v1/key-sessions/{id}``; ``client`` carries the service token)."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def is_live(self, session_id: str) -> bool:
+        response = await self._client.get(f"/internal/v1/key-sessions/{session_id}", timeout=5.0)
+        if response.status_code == 200:
+            return True
+        if response.status_code == 404:
+            return False
+        raise httpx.HTTPStatusError(
+            f"key session check answered {response.status_code}",
+            request=response.request,
+            response=response,
+        )
+
+
+# A session id is a random hex id; anything else in the claim is refused unasked.
+_SESSION_ID_CHARS = frozenset("0123456789abcdef")
+_LIVENESS_CACHE_SIZE = 10_000
+
+
 class TokenVerifier:
     def __init__(
         self,
@@ -133,10 +175,16 @@ class TokenVerifier:
         algorithms: tuple[str, ...] = ALLOWED_ALGORITHMS,
         leeway: int = MAX_LEEWAY_SECONDS,
         cache_size: int = 0,
+        liveness: SessionLiveness | None = None,
+        liveness_ttl: float = 5.0,
     ) -> None:
         """``cache_size`` > 0 remembers that many verified tokens (per audience) until they
         expire, so a client sending the same token again costs no signature check: an
-        ES256 verification is the most expensive step of a proxied request."""
+        ES256 verification is the most expensive step of a proxied request.
+
+        ``liveness``: where to ask whether a token's key session (``ksid``) is still live;
+        an answer is remembered for ``liveness_ttl`` seconds, which bounds how long a
+        token works after its session ended."""
         if leeway > MAX_LEEWAY_SECONDS:
             raise ValueError(f"clock skew allowance above {MAX_LEEWAY_SECONDS} s")
         self.issuer = issuer
@@ -145,9 +193,43 @@ class TokenVerifier:
         self.leeway = leeway
         self._cache_size = cache_size
         self._cache: OrderedDict[tuple[str, str], tuple[TokenClaims, str]] = OrderedDict()
+        self._liveness = liveness
+        self._liveness_ttl = liveness_ttl
+        self._live: OrderedDict[str, tuple[bool, float]] = OrderedDict()
 
     async def verify(self, token: str, *, audience: str) -> TokenClaims:
         """Verified claims of ``token`` for ``audience``, or :class:`Unauthorized`."""
+        claims = await self._verified(token, audience=audience)
+        await self._check_session(claims)
+        return claims
+
+    async def _check_session(self, claims: TokenClaims) -> None:
+        if self._liveness is None or claims.ksid is None:
+            # Only an identity service without the storage grant key mints tokens
+            # without a key session; they unlock nothing (see docs).
+            return
+        session_id = claims.ksid
+        if not session_id or len(session_id) > 64 or not set(session_id) <= _SESSION_ID_CHARS:
+            raise _invalid("token session malformed")
+        now = time.monotonic()
+        cached = self._live.get(session_id)
+        if cached is not None and now - cached[1] < self._liveness_ttl:
+            live = cached[0]
+        else:
+            try:
+                live = await self._liveness.is_live(session_id)
+            except (httpx.HTTPError, OSError):
+                raise ServiceUnavailable(
+                    "the session cannot be checked right now", slug="session-check-unavailable"
+                ) from None
+            self._live[session_id] = (live, now)
+            self._live.move_to_end(session_id)
+            while len(self._live) > _LIVENESS_CACHE_SIZE:
+                self._live.popitem(last=False)
+        if not live:
+            raise _invalid("the session of this token has ended")
+
+    async def _verified(self, token: str, *, audience: str) -> TokenClaims:
         if self._cache_size <= 0:
             return (await self._verify(token, audience=audience))[0]
         entry = (token, audience)

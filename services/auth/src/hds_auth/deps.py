@@ -17,6 +17,7 @@ from hds_auth import repository
 from hds_auth.config import Settings
 from hds_auth.db import SessionDep
 from hds_auth.issuer import TokenIssuer
+from hds_auth.key_sessions import KeySessions
 from hds_auth.mail import Mailer
 from hds_auth.models import Account
 from hds_auth.passwords import PasswordHashing
@@ -51,6 +52,9 @@ class Runtime:
     verifier: TokenVerifier
     throttle: Throttle
     storage: httpx.AsyncClient
+    # The storage service's key sessions; None without HDS_GRANT_PUBLIC_KEY (then tokens
+    # carry no grant and unlock nothing).
+    key_sessions: KeySessions | None
 
 
 def get_runtime(request: Request) -> Runtime:

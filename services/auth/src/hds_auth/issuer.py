@@ -13,7 +13,6 @@ from typing import Any
 from jose import jwt
 
 from hds_auth.signing import Keyring
-from hds_common.crypto import Grant, seal_grant
 from hds_common.tokens import ACCOUNT_AUDIENCE, DLX_AUDIENCE
 
 __all__ = ["IssuedToken", "TokenIssuer"]
@@ -35,54 +34,52 @@ class TokenIssuer:
         *,
         issuer: str,
         access_ttl: int,
-        grant_public_key: bytes | None,
     ) -> None:
         self.keyring = keyring
         self.issuer = issuer
         self.access_ttl = access_ttl
-        # The storage service's X25519 key; without it tokens carry no grant.
-        self.grant_public_key = grant_public_key
 
     def access_token(
         self,
         *,
         account_id: uuid.UUID,
         role: str,
-        user_private_key: bytes,
         session_id: uuid.UUID,
+        grant: str | None,
+        key_session_id: str | None,
         now: int | None = None,
     ) -> IssuedToken:
-        """An account token whose grant carries the user's private key, sealed to storage
-        and expiring with the token."""
+        """An account token; ``grant`` names the key session (held by storage) that holds
+        the user's private key until the token expires, and carries its secret. No key
+        travels in the token."""
         issued_at = int(time.time()) if now is None else now
-        expires_at = issued_at + self.access_ttl
         claims: dict[str, Any] = {
             "sub": str(account_id),
             "roles": [role],
             # The refresh-token family: lets password change keep this session only.
             "sid": str(session_id),
         }
-        if self.grant_public_key is not None:
-            claims["grant"] = seal_grant(
-                self.grant_public_key,
-                Grant(
-                    kind="user",
-                    subject=str(account_id),
-                    key=user_private_key,
-                    expires_at=expires_at,
-                ),
-            )
+        if grant is not None and key_session_id is not None:
+            claims["grant"] = grant
+            claims["ksid"] = key_session_id
         return self._sign(
             claims, audience=ACCOUNT_AUDIENCE, issued_at=issued_at, ttl=self.access_ttl
         )
 
     def dlx_token(
-        self, *, code_id: str, package_id: str, grant: str, ttl: int, now: int | None = None
+        self,
+        *,
+        code_id: str,
+        package_id: str,
+        grant: str,
+        key_session_id: str,
+        ttl: int,
+        now: int | None = None,
     ) -> IssuedToken:
-        """A DLX token for a validated access code; ``grant`` (the package key sealed to
-        storage by the codes service) is passed through untouched."""
+        """A DLX token for a validated access code; ``grant`` (the package key session's
+        grant, from storage through the codes service) is passed through untouched."""
         issued_at = int(time.time()) if now is None else now
-        claims = {"sub": code_id, "pkg": package_id, "grant": grant}
+        claims = {"sub": code_id, "pkg": package_id, "grant": grant, "ksid": key_session_id}
         return self._sign(claims, audience=DLX_AUDIENCE, issued_at=issued_at, ttl=ttl)
 
     def _sign(

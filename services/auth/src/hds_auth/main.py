@@ -15,6 +15,7 @@ from hds_auth.config import Settings
 from hds_auth.db import migrate
 from hds_auth.deps import Runtime
 from hds_auth.issuer import TokenIssuer
+from hds_auth.key_sessions import KeySessions
 from hds_auth.mail import mailer_from
 from hds_auth.passwords import PasswordHashing
 from hds_auth.signing import keyring_from
@@ -25,7 +26,7 @@ from hds_common.db import create_engine, create_session_maker, ping_database
 from hds_common.http import internal_client
 from hds_common.logs import configure_logging
 from hds_common.observability import ReadinessCheck
-from hds_common.tokens import TokenVerifier
+from hds_common.tokens import StorageSessions, TokenVerifier
 
 log = structlog.get_logger("hds.auth")
 
@@ -80,12 +81,18 @@ async def open_runtime(
                 keyring,
                 issuer=settings.suite.jwt_issuer,
                 access_ttl=settings.access_token_ttl_seconds,
-                grant_public_key=storage_key,
             ),
-            # This service's own tokens are checked against its own key set directly.
-            verifier=TokenVerifier(issuer=settings.suite.jwt_issuer, keys=keyring),
+            # This service's own tokens are checked against its own key set directly;
+            # whether their session is still live, the storage service answers.
+            verifier=TokenVerifier(
+                issuer=settings.suite.jwt_issuer,
+                keys=keyring,
+                liveness=StorageSessions(storage),
+                liveness_ttl=settings.suite.session_check_seconds,
+            ),
             throttle=Throttle(session_maker, window_seconds=settings.throttle_window_seconds),
             storage=storage,
+            key_sessions=KeySessions(storage, storage_key) if storage_key is not None else None,
         )
     finally:
         await storage.aclose()

@@ -149,7 +149,8 @@ async def claim_refresh_token(session: AsyncSession, token_id: uuid.UUID, now: d
             RefreshToken.used_at.is_(None),
             RefreshToken.revoked_at.is_(None),
         )
-        .values(used_at=now)
+        # A used token opens nothing any more: its successor holds the key now.
+        .values(used_at=now, wrapped_user_key=b"")
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0) == 1)
@@ -159,7 +160,7 @@ async def revoke_family(session: AsyncSession, family_id: uuid.UUID, now: dt.dat
     await session.execute(
         update(RefreshToken)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now)
+        .values(revoked_at=now, wrapped_user_key=b"")
         .execution_options(synchronize_session=False)
     )
 
@@ -177,7 +178,9 @@ async def revoke_account_sessions(
     if keep_family is not None:
         statement = statement.where(RefreshToken.family_id != keep_family)
     await session.execute(
-        statement.values(revoked_at=now).execution_options(synchronize_session=False)
+        statement.values(revoked_at=now, wrapped_user_key=b"").execution_options(
+            synchronize_session=False
+        )
     )
 
 

@@ -272,6 +272,9 @@ class DlxTokenRequest(StrictModel):
     package_id: str = Field(min_length=1, max_length=100)
     code_id: str = Field(min_length=1, max_length=100)
     grant: str = Field(min_length=1, max_length=4096)
+    key_session_id: str = Field(
+        pattern=r"^[0-9a-f]{32}$", description="The package key session the grant names"
+    )
     ttl_seconds: int | None = Field(default=None, ge=1)
 
 

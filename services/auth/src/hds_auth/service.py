@@ -59,6 +59,19 @@ PASSWORD_SLOT = "password"
 RECOVERY_SLOT = "recovery"
 
 
+async def end_key_sessions(
+    runtime: Runtime,
+    account_id: uuid.UUID,
+    *,
+    family_id: uuid.UUID | None = None,
+    keep_family: uuid.UUID | None = None,
+) -> None:
+    """End the account's key sessions at storage (503 when it cannot be reached, which
+    rolls the request back: nothing is reported ended that still opens a key)."""
+    if runtime.key_sessions is not None:
+        await runtime.key_sessions.end(account_id, family_id=family_id, keep_family=keep_family)
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -446,6 +459,7 @@ async def reset_password(
     account.password_hash = password_hash
     account.updated_at = now
     await repository.revoke_account_sessions(session, account.id, now)
+    await end_key_sessions(runtime, account.id)
     await runtime.throttle.clear(
         session, [account_key("reset", email), account_key("login", email)]
     )
@@ -503,6 +517,7 @@ async def change_password(
     locked.updated_at = now
     keep = _uuid_or_none(session_id)
     await repository.revoke_account_sessions(session, locked.id, now, keep_family=keep)
+    await end_key_sessions(runtime, locked.id, keep_family=keep)
     await session.flush()
     log.info("password_changed", account_id=str(locked.id))
 
@@ -684,6 +699,7 @@ async def admin_update(
         account.disabled = changes["disabled"]
         if account.disabled:
             await repository.revoke_account_sessions(session, account.id, now)
+            await end_key_sessions(runtime, account.id)
     if "quota_bytes" in changes:
         account.quota_bytes = changes["quota_bytes"]
     if changes.get("default_code_validity_days") is not None:

@@ -2,8 +2,13 @@
 
 A session is a family of refresh tokens. Each refresh consumes its token and issues the
 next; presenting a consumed token again means it was copied, so the whole family is
-revoked. Each refresh-token row keeps the user's private key wrapped under a key derived
-from that token's secret, which lets a refresh issue a new grant without the password.
+revoked. Each unused refresh-token row keeps the user's private key wrapped under a key
+derived from that token's secret, which lets a refresh issue a new grant without the
+password; the wrapped key is erased when the token is used or its family revoked.
+
+Every access token has a key session at the storage service (tagged with its family),
+which holds the private key until the token expires. Ending a family ends its key
+sessions: the access tokens stop working everywhere and their grants open nothing.
 """
 
 from __future__ import annotations
@@ -24,10 +29,16 @@ from hds_auth.opaque_tokens import (
     secret_matches,
 )
 from hds_auth.schemas import TokenPair
-from hds_auth.service import PASSWORD_SLOT, normalise_email, password_slot, utcnow
+from hds_auth.service import (
+    PASSWORD_SLOT,
+    end_key_sessions,
+    normalise_email,
+    password_slot,
+    utcnow,
+)
 from hds_auth.throttle import Limit, account_key, client_key
 from hds_auth.userkeys import WrongSecret, unwrap_refresh_slot, unwrap_slot, wrap_refresh_slot
-from hds_common.errors import Forbidden, Unauthorized
+from hds_common.errors import Forbidden, ServiceUnavailable, Unauthorized
 
 log = structlog.get_logger("hds.auth")
 
@@ -113,12 +124,24 @@ async def _issue(
         )
     )
     await session.flush()
+    issued_at = int(now.timestamp())
+    grant: str | None = None
+    key_session_id: str | None = None
+    if runtime.key_sessions is not None:
+        started = await runtime.key_sessions.start(
+            account_id=account.id,
+            family_id=family_id,
+            private_key=private_key,
+            expires_at=issued_at + runtime.issuer.access_ttl,
+        )
+        grant, key_session_id = started.grant, started.session_id
     access = runtime.issuer.access_token(
         account_id=account.id,
         role=account.role,
-        user_private_key=private_key,
         session_id=family_id,
-        now=int(now.timestamp()),
+        grant=grant,
+        key_session_id=key_session_id,
+        now=issued_at,
     )
     return TokenPair(
         access_token=access.token,
@@ -138,18 +161,18 @@ async def refresh(session: AsyncSession, runtime: Runtime, *, refresh_token: str
         raise _invalid_refresh("This session has ended; log in again.")
     family_id, account_id = row.family_id, row.account_id
     if row.used_at is not None:
-        await _end_family(session, runtime, family_id, now)
+        await _end_family(session, runtime, account_id, family_id, now)
         log.warning("refresh_token_reused", account_id=str(account_id), family=str(family_id))
         raise _invalid_refresh("This refresh token was used before; the session has ended.")
     if row.expires_at <= now:
         raise _invalid_refresh("This session has expired; log in again.")
     account = await repository.get_account(session, account_id)
     if account is None or account.disabled or account.activated_at is None:
-        await _end_family(session, runtime, family_id, now)
+        await _end_family(session, runtime, account_id, family_id, now)
         raise _invalid_refresh("This account cannot log in.")
     if not await repository.claim_refresh_token(session, row.id, now):
         # A concurrent request exchanged the same token first: a copy is in use.
-        await _end_family(session, runtime, family_id, now)
+        await _end_family(session, runtime, account_id, family_id, now)
         log.warning("refresh_token_reused", account_id=str(account_id), family=str(family_id))
         raise _invalid_refresh("This refresh token was used before; the session has ended.")
     try:
@@ -160,21 +183,36 @@ async def refresh(session: AsyncSession, runtime: Runtime, *, refresh_token: str
 
 
 async def _end_family(
-    session: AsyncSession, runtime: Runtime, family_id: uuid.UUID, now: dt.datetime
+    session: AsyncSession,
+    runtime: Runtime,
+    account_id: uuid.UUID,
+    family_id: uuid.UUID,
+    now: dt.datetime,
 ) -> None:
     """Revoke a family in a transaction of its own: the failing request is rolled back.
-    The request's transaction is ended first so it holds no lock the revocation needs."""
+    The request's transaction is ended first so it holds no lock the revocation needs.
+    Its key sessions end too; if storage cannot be reached they expire with their tokens
+    (the family, revoked here, issues no new one)."""
     await session.rollback()
     async with runtime.session_maker() as own, own.begin():
         await repository.revoke_family(own, family_id, now)
+    if runtime.key_sessions is not None:
+        try:
+            await runtime.key_sessions.end(account_id, family_id=family_id)
+        except ServiceUnavailable:
+            log.warning("key_sessions_not_ended", account_id=str(account_id))
 
 
-async def logout(session: AsyncSession, *, refresh_token: str) -> None:
-    """End the session the refresh token belongs to (every token of its family). Unknown
-    tokens are ignored: logging out twice is not an error."""
+async def logout(session: AsyncSession, runtime: Runtime, *, refresh_token: str) -> None:
+    """End the session the refresh token belongs to (every token of its family, and the
+    key sessions of its access tokens). Unknown tokens are ignored: logging out twice is
+    not an error."""
     parsed = parse_secret_token(refresh_token)
     row = await repository.get_refresh_token(session, parsed[0]) if parsed else None
     if parsed is None or row is None or not secret_matches(row.secret_hash, parsed[1]):
         return
     await repository.revoke_family(session, row.family_id, utcnow())
+    # Storage first fails the request (and rolls the revocation back) rather than
+    # answer "logged out" while the access token still opens the key.
+    await end_key_sessions(runtime, row.account_id, family_id=row.family_id)
     log.info("logout", account_id=str(row.account_id))

@@ -23,7 +23,7 @@ from hds_common.http import internal_client
 from hds_common.key_provider import key_provider
 from hds_common.logs import configure_logging
 from hds_common.observability import ReadinessCheck
-from hds_common.tokens import JwksClient, TokenVerifier
+from hds_common.tokens import JwksClient, StorageSessions, TokenVerifier
 
 JWKS_PATH = "/.well-known/jwks.json"
 
@@ -69,9 +69,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             verifier=TokenVerifier(
                 issuer=suite.jwt_issuer,
                 keys=JwksClient(f"{suite.auth_url.rstrip('/')}{JWKS_PATH}", auth_http),
+                liveness=StorageSessions(storage_http),
+                liveness_ttl=suite.session_check_seconds,
             ),
             auth=AuthClient(auth_http),
-            storage=StorageClient(storage_http),
+            storage=StorageClient(storage_http, grant_public_key),
             grant_public_key=grant_public_key,
             metrics=app.state.codes_metrics,
         )

@@ -7,9 +7,10 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
-from hds_common.crypto import PACKAGE_KEY_SIZE, b64d
+from hds_common.crypto import PACKAGE_KEY_SIZE, b64d, seal_session_key
 from hds_common.errors import (
     BadGateway,
     BadRequest,
@@ -24,7 +25,14 @@ from hds_common.errors import (
     UnprocessableContent,
 )
 
-__all__ = ["AccountInfo", "AuthClient", "SlotAdded", "StorageClient", "upstream_problem"]
+__all__ = [
+    "AccountInfo",
+    "AuthClient",
+    "PackageSession",
+    "SlotAdded",
+    "StorageClient",
+    "upstream_problem",
+]
 
 GRANT_HEADER = "X-HDS-Grant"
 _PROBLEM_PREFIX = "urn:hds:problem:"
@@ -64,6 +72,16 @@ class SlotAdded(BaseModel):
     studies: int = 0
     documents: int = 0
     bytes: int = 0
+
+
+class PackageSession(BaseModel):
+    """A package key session at storage: its id (the token's ``ksid``) and its grant."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    session_id: str
+    grant: str
+    expires_at: int
 
 
 def upstream_problem(response: httpx.Response, service: str) -> ProblemError:
@@ -124,8 +142,51 @@ class AuthClient:
 
 
 class StorageClient:
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: httpx.AsyncClient, grant_public_key: X25519PublicKey) -> None:
         self._client = client
+        # Package keys travel to storage sealed to it, never in the clear.
+        self._grant_public_key = grant_public_key
+
+    def _sealed(self, package_id: str, package_key: bytes) -> str:
+        return seal_session_key(
+            self._grant_public_key, package_key, kind="package", subject=package_id
+        )
+
+    async def start_package_session(
+        self, package_id: str, *, code_id: str, package_key: bytes, expires_at: int
+    ) -> PackageSession:
+        """Have storage hold the package key for a DLX token until ``expires_at``."""
+        response = await _send(
+            self._client,
+            "storage",
+            "POST",
+            "/internal/v1/key-sessions",
+            json={
+                "kind": "package",
+                "subject": package_id,
+                "tag": code_id,
+                "sealed_key": self._sealed(package_id, package_key),
+                "expires_at": expires_at,
+            },
+        )
+        if response.status_code != 201:
+            raise upstream_problem(response, "storage")
+        try:
+            return PackageSession.model_validate(response.json())
+        except (ValueError, ValidationError):
+            raise BadGateway("the storage service sent an unexpected answer") from None
+
+    async def end_code_sessions(self, package_id: str, *, code_id: str) -> None:
+        """End the key sessions (and so the DLX tokens) a code's validations started."""
+        response = await _send(
+            self._client,
+            "storage",
+            "POST",
+            "/internal/v1/key-sessions/end",
+            json={"kind": "package", "subject": package_id, "tag": code_id},
+        )
+        if response.status_code != 200:
+            raise upstream_problem(response, "storage")
 
     async def package_key(self, package_id: str, *, user_grant: str) -> bytes:
         """The package key, released to the package's publishing institution only."""
@@ -164,14 +225,17 @@ class StorageClient:
         if response.status_code != 204:
             raise upstream_problem(response, "storage")
 
-    async def add_slot(self, package_id: str, *, account_id: str, package_grant: str) -> SlotAdded:
+    async def add_slot(self, package_id: str, *, account_id: str, package_key: bytes) -> SlotAdded:
         """Give ``account_id`` a key slot on the package and its items in the holdings."""
         response = await _send(
             self._client,
             "storage",
             "POST",
             f"/internal/v1/packages/{quote(package_id, safe='')}/slots",
-            json={"account_id": account_id, "package_grant": package_grant},
+            json={
+                "account_id": account_id,
+                "sealed_package_key": self._sealed(package_id, package_key),
+            },
         )
         if response.status_code not in (200, 201):
             raise upstream_problem(response, "storage")

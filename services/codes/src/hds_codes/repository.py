@@ -81,6 +81,10 @@ async def get_for_institution(
     )
 
 
+async def get_by_id(session: AsyncSession, code_id: str) -> AccessCode | None:
+    return await session.get(AccessCode, code_id)
+
+
 async def get_by_lookup_hash(session: AsyncSession, lookup_hash: str) -> AccessCode | None:
     return await session.scalar(select(AccessCode).where(AccessCode.lookup_hash == lookup_hash))
 

@@ -121,8 +121,11 @@ class ValidateRequest(BaseModel):
 class ValidateResult(BaseModel):
     code_id: str
     package_id: str
-    grant: str = Field(description="The package key sealed to the storage service.")
-    expires_at: dt.datetime = Field(description="Expiry of the grant.")
+    grant: str = Field(
+        description="The grant of a package key session held by the storage service."
+    )
+    key_session_id: str = Field(description="The key session (the DLX token's ksid claim).")
+    expires_at: dt.datetime = Field(description="Expiry of the key session.")
     code_expires_at: dt.datetime = Field(description="Expiry of the access code.")
 
 

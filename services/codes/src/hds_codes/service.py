@@ -269,7 +269,17 @@ async def expire_code(
         row.updated_at = now
         await session.flush()
         await report_validity(session, runtime, row.package_id, extending=False)
+    await _end_sessions(session, runtime, row)
     return row
+
+
+async def _end_sessions(session: AsyncSession, runtime: Runtime, row: AccessCode) -> None:
+    """End the DLX sessions of a code that no longer opens its package: committed first,
+    so a validation running meanwhile sees the change when it re-reads the code
+    (:func:`hds_codes.validation.start_dlx_session`)."""
+    package_id, code_id = row.package_id, row.id
+    await session.commit()
+    await runtime.storage.end_code_sessions(package_id, code_id=code_id)
 
 
 async def revoke_code(
@@ -283,4 +293,5 @@ async def revoke_code(
         row.updated_at = now
         await session.flush()
         await report_validity(session, runtime, row.package_id, extending=False)
+    await _end_sessions(session, runtime, row)
     return row

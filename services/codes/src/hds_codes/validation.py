@@ -1,4 +1,4 @@
-"""Validation of a code + birth date: the grant on success, lockout on failures.
+"""Validation of a code + birth date: the package key on success, lockout on failures.
 
 Rules that shape this module:
 
@@ -27,17 +27,25 @@ import asyncio
 import datetime as dt
 import hashlib
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hds_codes import repository
 from hds_codes.config import Settings
+from hds_codes.neighbours import PackageSession
 from hds_codes.runtime import Runtime
 from hds_codes.slots import slot_aad, slot_secret
 from hds_codes.values import CODE_LENGTH, InvalidCodeFormat, normalise_code
-from hds_common.crypto import Argon2Params, Grant, generate_salt, seal_grant
+from hds_common.crypto import Argon2Params, generate_salt
 from hds_common.errors import Forbidden, Unauthorized
 
-__all__ = ["Validated", "client_delay", "code_expired", "invalid_code", "validate_code"]
+__all__ = [
+    "Validated",
+    "client_delay",
+    "code_expired",
+    "invalid_code",
+    "start_dlx_session",
+    "validate_code",
+]
 
 # A well-formed wrapped key that no KEK opens; unknown codes "try" it like a real slot.
 _DUMMY_WRAPPED = bytes((1,)) + bytes(12) + bytes(48)
@@ -48,8 +56,11 @@ _PRUNE_PROBABILITY = 0.01
 class Validated:
     code_id: str
     package_id: str
-    grant: str
-    grant_expires_at: dt.datetime
+    # Held in memory for this request only: handed to storage sealed (an import's key
+    # slot, a DLX token's key session), never answered, logged or stored here.
+    package_key: bytes = field(repr=False)
+    # Until when a session may hold the key: the grant lifetime, never past the code.
+    session_expires_at: dt.datetime
     code_expires_at: dt.datetime
 
 
@@ -86,7 +97,8 @@ class _Attempt:
 async def validate_code(
     runtime: Runtime, *, code: str, birth_date: dt.date, client: str
 ) -> Validated:
-    """The grant for ``code`` + ``birth_date``, or 401 ``invalid-code`` / 403 ``code-expired``."""
+    """The package key for ``code`` + ``birth_date``, or 401 ``invalid-code`` / 403
+    ``code-expired``."""
     settings = runtime.settings
     now = runtime.now()
     try:
@@ -130,24 +142,38 @@ async def validate_code(
         runtime.metrics.validations.labels("expired").inc()
         raise code_expired()
 
-    grant_expires_at = now + dt.timedelta(seconds=settings.grant_ttl_seconds)
-    grant = seal_grant(
-        runtime.grant_public_key,
-        Grant(
-            kind="package",
-            subject=attempt.package_id,
-            key=key,
-            expires_at=int(grant_expires_at.timestamp()),
-        ),
+    session_expires_at = min(
+        now + dt.timedelta(seconds=settings.grant_ttl_seconds), attempt.expires_at
     )
     runtime.metrics.validations.labels("success").inc()
     return Validated(
         code_id=attempt.code_id,
         package_id=attempt.package_id,
-        grant=grant,
-        grant_expires_at=grant_expires_at.replace(microsecond=0),
+        package_key=key,
+        session_expires_at=session_expires_at.replace(microsecond=0),
         code_expires_at=attempt.expires_at,
     )
+
+
+async def start_dlx_session(runtime: Runtime, validated: Validated) -> PackageSession:
+    """A package key session for a DLX token of ``validated``.
+
+    Revocation and expiry commit the change, then end the code's sessions; this starts the
+    session, then reads the code again and ends the session itself if the code changed
+    meanwhile. Whichever runs second sees the other, so no session outlives its code."""
+    started = await runtime.storage.start_package_session(
+        validated.package_id,
+        code_id=validated.code_id,
+        package_key=validated.package_key,
+        expires_at=int(validated.session_expires_at.timestamp()),
+    )
+    async with runtime.session_maker() as session:
+        row = await repository.get_by_id(session, validated.code_id)
+        ended = row is None or row.revoked_at is not None or row.expires_at <= runtime.now()
+    if ended:
+        await runtime.storage.end_code_sessions(validated.package_id, code_id=validated.code_id)
+        raise invalid_code()
+    return started
 
 
 def client_delay(settings: Settings, failures: int) -> float:

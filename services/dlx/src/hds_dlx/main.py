@@ -13,7 +13,7 @@ from hds_common.app import create_service_app
 from hds_common.http import internal_client
 from hds_common.logs import configure_logging
 from hds_common.observability import ReadinessCheck
-from hds_common.tokens import JwksClient, KeySource, TokenVerifier
+from hds_common.tokens import JwksClient, KeySource, StorageSessions, TokenVerifier
 from hds_dlx.api import routers
 from hds_dlx.config import Settings
 from hds_dlx.deps import Neighbours
@@ -70,7 +70,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 storage, bulk, default_retry_after=settings.busy_retry_after_seconds
             ),
             # A DLX client sends one token for its list and every download: remember it.
-            verifier=TokenVerifier(issuer=settings.suite.jwt_issuer, keys=keys, cache_size=1024),
+            # Whether the code's session is still live is asked of storage at most once per
+            # HDS_SESSION_CHECK_SECONDS, not per download.
+            verifier=TokenVerifier(
+                issuer=settings.suite.jwt_issuer,
+                keys=keys,
+                cache_size=1024,
+                liveness=StorageSessions(storage),
+                liveness_ttl=settings.suite.session_check_seconds,
+            ),
             slots=DownloadSlots(settings.max_concurrent_downloads, on_change=in_flight.set),
         )
         app.state.upstream_clients = {"codes": codes, "auth": auth, "storage": storage}

@@ -153,7 +153,8 @@ class CodeValidation(_Upstream):
     code_id: str
     package_id: str
     grant: str
-    expires_at: dt.datetime | None = None  # of the grant
+    key_session_id: str  # the package key session the grant names (the token's ksid)
+    expires_at: dt.datetime | None = None  # of the key session
     code_expires_at: dt.datetime | None = None
 
 

@@ -107,6 +107,7 @@ class AuthClient:
                     "package_id": validation.package_id,
                     "code_id": validation.code_id,
                     "grant": validation.grant,
+                    "key_session_id": validation.key_session_id,
                     "ttl_seconds": ttl_seconds,
                 },
             )

@@ -1,10 +1,11 @@
 """Who is calling and which package keys they can reach.
 
 Account routes verify the account token themselves (JWKS of the identity service) and
-open the token's user grant with the storage service's private key: the grant holds the
-account's X25519 private key, which opens the account's key slots. Internal routes take
-the service token; where they need a package key the caller passes a package grant in
-``X-HDS-Grant``.
+open the token's user grant with the storage service's private key: the grant names a
+key session of this service and carries its secret, which unwraps the account's X25519
+private key held there, which opens the account's key slots. Internal routes take the
+service token; where they need a package key the caller passes a package grant (a
+package key session's grant) in ``X-HDS-Grant``. An ended session opens nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from hds_common.errors import Forbidden, NotFound
 from hds_common.service_auth import SERVICE_TOKEN_HEADER, verify_service_token
 from hds_common.tokens import ACCOUNT_AUDIENCE, bearer_token
 from hds_storage.errors import IntegrityFailure
-from hds_storage.keys import MetaCipher, open_package_grant, open_slot, open_user_grant
+from hds_storage.key_sessions.repository import KeySessionRepository
+from hds_storage.key_sessions.service import open_session
+from hds_storage.keys import MetaCipher, open_slot
 from hds_storage.models import Package
 from hds_storage.repository import StorageRepository
 from hds_storage.schemas import ID_MAX_LENGTH, ID_PATTERN
@@ -38,6 +41,7 @@ __all__ = [
     "ServiceDep",
     "StateDep",
     "get_state",
+    "open_user_key",
     "package_key_from_grant",
 ]
 
@@ -84,9 +88,18 @@ async def account_principal(
 PrincipalDep = Annotated[AccountPrincipal, Depends(account_principal)]
 
 
+async def open_user_key(state: StorageState, grant: str | None, *, account_id: str) -> bytes:
+    """The account's private key from the live key session its grant names."""
+    # A short session of its own: upload routes hold no request session while they stream.
+    async with state.session_maker() as session:
+        return await open_session(
+            KeySessionRepository(session), state.grant_key, grant, kind="user", subject=account_id
+        )
+
+
 async def key_holder(principal: PrincipalDep, state: StateDep) -> KeyHolder:
-    grant = open_user_grant(state.grant_key, principal.grant, account_id=principal.account_id)
-    return KeyHolder(principal.account_id, principal.roles, grant.key)
+    key = await open_user_key(state, principal.grant, account_id=principal.account_id)
+    return KeyHolder(principal.account_id, principal.roles, key)
 
 
 KeyHolderDep = Annotated[KeyHolder, Depends(key_holder)]
@@ -172,12 +185,19 @@ class GrantKeys:
         return self._cipher
 
 
-def package_key_from_grant(state: StorageState, package: Package, token: str | None) -> bytes:
-    """Open a package grant and prove its key is this package's key."""
-    grant = open_package_grant(state.grant_key, token, package_id=package.id)
-    if not MetaCipher(grant.key, package.id).check(package.id, package.key_check):
+async def package_key_from_grant(state: StorageState, package: Package, token: str | None) -> bytes:
+    """Open a package grant's key session and prove its key is this package's key."""
+    async with state.session_maker() as session:
+        key = await open_session(
+            KeySessionRepository(session),
+            state.grant_key,
+            token,
+            kind="package",
+            subject=package.id,
+        )
+    if not MetaCipher(key, package.id).check(package.id, package.key_check):
         raise Forbidden("the grant's key does not open this package", slug="grant-invalid")
-    return grant.key
+    return key
 
 
 async def load_package(repo: StorageRepository, package_id: str) -> Package:

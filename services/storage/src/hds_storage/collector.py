@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hds_common.blobstore import BlobStore, BlobStoreError
 from hds_common.db import utcnow
+from hds_storage.key_sessions.repository import KeySessionRepository
 from hds_storage.repository import StorageRepository
 
 __all__ = [
@@ -160,6 +161,9 @@ async def run_maintenance(
         completed = await repo.complete_idle_packages(
             now=now, idle_before=now - dt.timedelta(seconds=package_idle_timeout_seconds)
         )
+    async with session_maker() as session, session.begin():
+        # Ended sessions are deleted when they end; this catches the ones that expired.
+        await KeySessionRepository(session).delete_expired(now)
     unheld = await collect_unheld(session_maker, store)
     orphans = await sweep_orphans(session_maker, store)
     if stale or completed or orphans or unheld:

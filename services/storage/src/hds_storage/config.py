@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     pdf_limit_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     # Requests without Content-Length reserve quota in steps of this size.
     quota_reservation_step_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    # Longest key session the identity and codes services may start (their tokens'
+    # lifetimes are shorter), and how often ended and expired key sessions are deleted.
+    key_session_max_seconds: float = Field(default=86400.0, gt=0)
+    key_session_sweep_seconds: float = Field(default=30.0, gt=0)
     # Timeout of calls to the identity service (account quota, public keys, JWKS).
     auth_timeout_seconds: float = Field(default=10.0, gt=0)
 

@@ -1,4 +1,4 @@
-"""Key handling of the storage service: user key slots, encrypted metadata, grants.
+"""Key handling of the storage service: user key slots, encrypted metadata, sealed keys.
 
 * A user key slot is the package key sealed to the account's X25519 public key
   (``hds_common.crypto.seal``), bound to the package id through the seal context.
@@ -19,25 +19,24 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from hds_common.crypto import (
     PACKAGE_KEY_SIZE,
-    Grant,
     GrantError,
     IntegrityError,
     b64e,
     hkdf_sha256,
-    open_grant,
     open_sealed,
+    open_session_key,
     private_key_from_bytes,
     public_key_to_bytes,
     seal,
 )
-from hds_common.errors import Forbidden, Unauthorized
+from hds_common.errors import Forbidden
+from hds_storage.models import Package
 
 __all__ = [
     "MetaCipher",
     "grant_public_key",
-    "open_package_grant",
+    "open_package_key",
     "open_slot",
-    "open_user_grant",
     "seal_slot",
     "user_public_key",
 ]
@@ -113,32 +112,16 @@ class MetaCipher:
         return True
 
 
-def open_user_grant(storage_key: X25519PrivateKey, token: str | None, *, account_id: str) -> Grant:
-    """The user grant of an account token: the account's unlocked private key."""
-    if not token:
+def open_package_key(state_key: X25519PrivateKey, package: Package, sealed: str) -> bytes:
+    """A package key sealed to this service for one call (an import), proven to be the
+    package's key."""
+    try:
+        key = open_session_key(state_key, sealed, kind="package", subject=package.id)
+    except GrantError:
         raise Forbidden(
-            "this token carries no key grant; log in again to unlock your key",
-            slug="grant-required",
-        )
-    try:
-        grant = open_grant(storage_key, token)
-    except GrantError as exc:
-        raise Unauthorized(f"key grant rejected: {exc}", slug="grant-invalid") from None
-    if grant.kind != "user" or grant.subject != account_id:
-        raise Forbidden("the key grant belongs to another account", slug="grant-mismatch")
-    return grant
-
-
-def open_package_grant(
-    storage_key: X25519PrivateKey, token: str | None, *, package_id: str
-) -> Grant:
-    """A package grant (from an access-code validation) for ``package_id``."""
-    if not token:
-        raise Forbidden("package grant required (X-HDS-Grant)", slug="grant-required")
-    try:
-        grant = open_grant(storage_key, token)
-    except GrantError as exc:
-        raise Forbidden(f"package grant rejected: {exc}", slug="grant-invalid") from None
-    if grant.kind != "package" or grant.subject != package_id:
-        raise Forbidden("the grant is not for this package", slug="grant-mismatch")
-    return grant
+            "the package key is not sealed to this service for this package",
+            slug="grant-invalid",
+        ) from None
+    if not MetaCipher(key, package.id).check(package.id, package.key_check):
+        raise Forbidden("the key does not open this package", slug="grant-invalid")
+    return key

@@ -10,10 +10,11 @@ from contextlib import asynccontextmanager
 import httpx
 import structlog
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hds_common.app import create_service_app
 from hds_common.blobstore import blobstore_from_url
-from hds_common.db import create_engine, create_session_maker, ping_database
+from hds_common.db import create_engine, create_session_maker, ping_database, utcnow
 from hds_common.http import internal_client
 from hds_common.key_provider import key_provider
 from hds_common.logs import configure_logging
@@ -25,6 +26,8 @@ from hds_storage.collector import run_maintenance
 from hds_storage.config import Settings
 from hds_storage.db import migrate
 from hds_storage.identity import IdentityClient
+from hds_storage.key_sessions import router as key_sessions
+from hds_storage.key_sessions.repository import KeySessionRepository
 from hds_storage.keys import grant_public_key
 from hds_storage.retention import retire_expired_packages
 from hds_storage.state import StorageState
@@ -57,6 +60,31 @@ async def _maintenance_loop(state: StorageState) -> None:
             log.warning("maintenance_failed", error=f"{type(exc).__name__}: {exc}")
         state.plans.expire()
         await asyncio.sleep(settings.maintenance_interval_seconds)
+
+
+class LocalKeySessions:
+    """Liveness of key sessions for this service's own token checks: its own table."""
+
+    def __init__(self, session_maker: async_sessionmaker[AsyncSession]) -> None:
+        self._session_maker = session_maker
+
+    async def is_live(self, session_id: str) -> bool:
+        async with self._session_maker() as session:
+            return await KeySessionRepository(session).is_live(session_id, utcnow())
+
+
+async def _key_session_sweep_loop(state: StorageState) -> None:
+    """Delete expired key sessions soon after they expire: what no row holds, no copy of
+    the database taken later can open."""
+    while True:
+        try:
+            async with state.session_maker() as session, session.begin():
+                swept = await KeySessionRepository(session).delete_expired(utcnow())
+            if swept:
+                log.info("key_sessions_swept", count=swept)
+        except Exception as exc:  # keep the loop alive; the next pass retries
+            log.warning("key_session_sweep_failed", error=f"{type(exc).__name__}: {exc}")
+        await asyncio.sleep(state.settings.key_session_sweep_seconds)
 
 
 @asynccontextmanager
@@ -102,26 +130,37 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             )
             stack.push_async_callback(jwks_http.aclose)
             keys = JwksClient(f"{settings.suite.auth_url}/.well-known/jwks.json", jwks_http)
+        session_maker = create_session_maker(engine)
         state = StorageState(
             settings=settings,
             engine=engine,
-            session_maker=create_session_maker(engine),
+            session_maker=session_maker,
             store=store,
             grant_key=grant_key,
             identity=IdentityClient(identity_client),
-            verifier=TokenVerifier(issuer=settings.suite.jwt_issuer, keys=keys),
+            verifier=TokenVerifier(
+                issuer=settings.suite.jwt_issuer,
+                keys=keys,
+                liveness=LocalKeySessions(session_maker),
+                liveness_ttl=settings.suite.session_check_seconds,
+            ),
             codes=CodesClient(codes_client),
         )
         app.state.storage = state
         app.state.engine = engine
         app.state.session_maker = state.session_maker
-        maintenance = asyncio.create_task(_maintenance_loop(state))
+        loops = [
+            asyncio.create_task(_maintenance_loop(state)),
+            asyncio.create_task(_key_session_sweep_loop(state)),
+        ]
         try:
             yield
         finally:
-            maintenance.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await maintenance
+            for loop in loops:
+                loop.cancel()
+            for loop in loops:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop
 
 
 def readiness(app: FastAPI) -> Mapping[str, ReadinessCheck]:
@@ -152,7 +191,7 @@ def create_app(
         ),
         lifespan=lifespan,
         readiness=readiness,
-        routers=[public.router, internal.router],
+        routers=[public.router, internal.router, key_sessions.router],
     )
     app.state.settings = settings
     app.state.transport = transport

@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from hds_common.db import NAMING_CONVENTION, utcnow
+from hds_common.db import NAMING_CONVENTION, UtcDateTime, utcnow
 
 ID = String(36)
 ACCOUNT_ID = String(64)
@@ -227,3 +227,24 @@ class UploadBatch(Base):
     reserved_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     heartbeat_at: Mapped[dt.datetime] = _timestamp()
     created_at: Mapped[dt.datetime] = _timestamp()
+
+
+class KeySession(Base):
+    """A key a live session unlocked (a login's private key, a validated code's package
+    key), wrapped under a secret that only the session's token carries.
+
+    Deleting the row ends the session: no token, however old, opens the key again."""
+
+    __tablename__ = "key_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "user" | "package"
+    # The account id (kind user) or the package id (kind package).
+    subject: Mapped[str] = mapped_column(ACCOUNT_ID)
+    # What ends it besides its subject: a login's refresh family or a code's id.
+    tag: Mapped[str | None] = mapped_column(String(64))
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
+
+    __table_args__ = (Index("ix_key_sessions_kind_subject_tag", "kind", "subject", "tag"),)

@@ -20,12 +20,19 @@ from starlette.datastructures import Headers
 from hds_common.crypto import b64e, generate_package_key
 from hds_common.db import utcnow
 from hds_common.errors import Conflict, Forbidden, NotFound, UnprocessableContent
-from hds_storage.access import GrantKeys, KeyHolder, KeyRing, load_package, package_key_from_grant
+from hds_storage.access import (
+    GrantKeys,
+    KeyHolder,
+    KeyRing,
+    load_package,
+    open_user_key,
+    package_key_from_grant,
+)
 from hds_storage.delivery import archive_response, object_response
 from hds_storage.errors import PackageEmpty, PackageIncomplete
 from hds_storage.holdings import add_items, collect_evicted
 from hds_storage.index import IndexReader, as_utc
-from hds_storage.keys import MetaCipher, open_user_grant, seal_slot, user_public_key
+from hds_storage.keys import MetaCipher, open_package_key, seal_slot, user_public_key
 from hds_storage.models import Document, KeySlot, Package, Study
 from hds_storage.repository import StorageRepository
 from hds_storage.schemas import (
@@ -168,7 +175,7 @@ class PackageService:
 
     async def items(self, package_id: str, grant: str | None) -> list[DataItem]:
         package = await self.require_complete(package_id)
-        keys = GrantKeys(package.id, package_key_from_grant(self.state, package, grant))
+        keys = GrantKeys(package.id, await package_key_from_grant(self.state, package, grant))
         reader = IndexReader(self.repo, keys)
         return await reader.data_items(
             await self.repo.studies_of_package(package.id),
@@ -179,7 +186,7 @@ class PackageService:
         self, package_id: str, grant: str | None, item_ids: list[str], headers: Headers
     ) -> StreamingResponse:
         package = await self.require_complete(package_id)
-        package_key = package_key_from_grant(self.state, package, grant)
+        package_key = await package_key_from_grant(self.state, package, grant)
         studies: list[Study] = await self.repo.studies_of_package(package.id)
         documents: list[Document] = await self.repo.documents_of_package(package.id)
         if item_ids:
@@ -208,7 +215,7 @@ class PackageService:
         self, package_id: str, document_id: str, grant: str | None, headers: Headers
     ) -> StreamingResponse:
         package = await self.require_complete(package_id)
-        package_key = package_key_from_grant(self.state, package, grant)
+        package_key = await package_key_from_grant(self.state, package, grant)
         document = await self.repo.document(document_id)
         if document is None or document.package_id != package.id:
             raise NotFound("no such document in this package", slug="item-not-found")
@@ -226,8 +233,8 @@ class PackageService:
         package = await load_package(self.repo, package_id)
         if user_grant is None:
             raise Forbidden("user grant required (X-HDS-Grant)", slug="grant-required")
-        grant = open_user_grant(self.state.grant_key, user_grant, account_id=package.institution_id)
-        holder = KeyHolder(grant.subject, ("institution",), grant.key)
+        key = await open_user_key(self.state, user_grant, account_id=package.institution_id)
+        holder = KeyHolder(package.institution_id, ("institution",), key)
         package_key = await KeyRing(self.repo, holder).key(package.id)
         return PackageKeyOut(package_key=b64e(package_key))
 
@@ -239,7 +246,7 @@ async def import_slot(state: StorageState, package_id: str, body: SlotImport) ->
     async with state.session_maker() as session:
         repo = StorageRepository(session)
         package = await PackageService(state, repo).require_complete(package_id)
-        package_key = package_key_from_grant(state, package, body.package_grant)
+        package_key = open_package_key(state.grant_key, package, body.sealed_package_key)
         await session.commit()
     account = await state.identity.account(body.account_id)
     public_key = account.public_key_bytes()

@@ -15,8 +15,11 @@ Key hierarchy
 * User slot: PK sealed to the user's X25519 public key (:func:`seal` / :func:`open_sealed`).
   The user's private key is itself stored wrapped twice with :func:`wrap_key`: under a
   password KEK and under a recovery-code KEK.
-* Grants: a session that unlocked a key carries it sealed to the storage service's own
-  X25519 key with an expiry (:func:`seal_grant` / :func:`open_grant`).
+* Grants and key sessions: a session that unlocked a key leaves it with the storage
+  service, wrapped under a per-session secret (:func:`wrap_session_key`); its token
+  carries only the session id and the secret, sealed to storage's own X25519 key with an
+  expiry (:func:`seal_grant` / :func:`open_grant`). Ending the session deletes the
+  wrapped key, so no token opens it again.
 
 Encrypted object format (STREAM, Hoang-Reyhanitabar-Rogaway-Vizar)
 ==================================================================
@@ -84,7 +87,18 @@ Argument mistakes by the caller (wrong key length, bad range) raise ``ValueError
 from __future__ import annotations
 
 from ._errors import CryptoError, GrantError, IntegrityError
-from ._grants import GRANT_CONTEXT, Grant, GrantKind, open_grant, seal_grant
+from ._grants import (
+    GRANT_CONTEXT,
+    SESSION_SECRET_SIZE,
+    Grant,
+    GrantKind,
+    open_grant,
+    open_session_key,
+    seal_grant,
+    seal_session_key,
+    unwrap_session_key,
+    wrap_session_key,
+)
 from ._keys import (
     PACKAGE_KEY_SIZE,
     X25519_KEY_SIZE,
@@ -146,6 +160,7 @@ __all__ = [
     "PACKAGE_KEY_SIZE",
     "SALT_SIZE",
     "SEGMENT_SIZE",
+    "SESSION_SECRET_SIZE",
     "TAG_SIZE",
     "X25519_KEY_SIZE",
     "Argon2Params",
@@ -175,6 +190,7 @@ __all__ = [
     "load_or_create_private_key",
     "open_grant",
     "open_sealed",
+    "open_session_key",
     "parse_header",
     "plaintext_size",
     "private_key_from_bytes",
@@ -183,8 +199,11 @@ __all__ = [
     "public_key_to_bytes",
     "seal",
     "seal_grant",
+    "seal_session_key",
     "segment_count",
     "segment_span",
     "unwrap_key",
+    "unwrap_session_key",
     "wrap_key",
+    "wrap_session_key",
 ]

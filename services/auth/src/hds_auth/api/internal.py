@@ -40,7 +40,11 @@ def build_router(settings: Settings) -> APIRouter:
                 slug="ttl-out-of-range",
             )
         issued = runtime.issuer.dlx_token(
-            code_id=body.code_id, package_id=body.package_id, grant=body.grant, ttl=ttl
+            code_id=body.code_id,
+            package_id=body.package_id,
+            grant=body.grant,
+            key_session_id=body.key_session_id,
+            ttl=ttl,
         )
         return DlxToken(token=issued.token, expires_in=issued.expires_in)
 

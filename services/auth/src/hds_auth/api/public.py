@@ -145,8 +145,8 @@ async def refresh(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="End the session of a refresh token",
 )
-async def logout(body: RefreshRequest, session: SessionDep) -> None:
-    await sessions.logout(session, refresh_token=body.refresh_token)
+async def logout(body: RefreshRequest, session: SessionDep, runtime: RuntimeDep) -> None:
+    await sessions.logout(session, runtime, refresh_token=body.refresh_token)
 
 
 @router.post(

@@ -29,7 +29,7 @@ async def import_code(
     birth_date = service.require_birth_date(body.birth_date, today=runtime.now().date())
     validated = await validate_code(runtime, code=code, birth_date=birth_date, client=client)
     added = await runtime.storage.add_slot(
-        validated.package_id, account_id=account.sub, package_grant=validated.grant
+        validated.package_id, account_id=account.sub, package_key=validated.package_key
     )
     return ImportResult(
         package_id=validated.package_id,

@@ -10,14 +10,14 @@ from hds_codes import service
 from hds_codes.db import SessionDep
 from hds_codes.deps import InternalService, RuntimeDep
 from hds_codes.schemas import CodesValidity, ValidateRequest, ValidateResult
-from hds_codes.validation import validate_code
+from hds_codes.validation import start_dlx_session, validate_code
 
 router = APIRouter(prefix="/internal/v1", tags=["internal"])
 
 
 @router.post(
     "/validate",
-    summary="Check a code and birth date; the package grant on success",
+    summary="Check a code and birth date; a package key session and its grant on success",
     response_model=ValidateResult,
     responses={
         401: {"description": "Wrong, unknown or locked code (`invalid-code`)"},
@@ -32,11 +32,15 @@ async def validate(
     validated = await validate_code(
         runtime, code=body.code, birth_date=birth_date, client=body.client
     )
+    # The key stays with storage; the DLX token carries only the session's grant, which
+    # ends when the code is revoked or expired, and at the latest when the code expires.
+    started = await start_dlx_session(runtime, validated)
     return ValidateResult(
         code_id=validated.code_id,
         package_id=validated.package_id,
-        grant=validated.grant,
-        expires_at=validated.grant_expires_at,
+        grant=started.grant,
+        key_session_id=started.session_id,
+        expires_at=validated.session_expires_at,
         code_expires_at=validated.code_expires_at,
     )
 
