@@ -4,7 +4,10 @@ storage service's usage route."""
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -14,7 +17,8 @@ from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from fastapi import FastAPI, Header
+from fastapi import Body, FastAPI, Header
+from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 from sqlalchemy import delete
 
@@ -29,7 +33,18 @@ from hds_auth.models import (
     RefreshToken,
     ThrottleCounter,
 )
-from hds_common.crypto import b64e, public_key_to_bytes
+from hds_common.crypto import (
+    SESSION_SECRET_SIZE,
+    Grant,
+    GrantKind,
+    b64e,
+    open_grant,
+    open_session_key,
+    public_key_to_bytes,
+    seal_grant,
+    unwrap_session_key,
+    wrap_session_key,
+)
 from hds_common.service_auth import SERVICE_TOKEN_HEADER, verify_service_token
 from hds_common.settings import SuiteSettings
 from hds_common.testing.asgi import ServiceRouterTransport, running
@@ -48,23 +63,101 @@ Json = dict[str, Any]
 
 
 @dataclass
-class StorageStandIn:
-    """Answers ``GET /internal/v1/usage/{id}`` like the storage service (service token
-    required), so /me can be tested before the real service is wired in."""
+class KeySessionRow:
+    kind: GrantKind
+    subject: str
+    tag: str | None
+    wrapped: bytes
+    expires_at: int
 
+
+@dataclass
+class StorageStandIn:
+    """Answers ``GET /internal/v1/usage/{id}`` and the key-session routes like the storage
+    service (service token required, the same key-session construction), so the identity
+    service can be tested without the real service."""
+
+    grant_key: X25519PrivateKey
     usage: dict[str, int] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
+    sessions: dict[str, KeySessionRow] = field(default_factory=dict)
+    # The usage route answers 503 (the key-session routes go on working).
+    usage_down: bool = False
+
+    def open_key(self, grant_text: str, *, kind: GrantKind, subject: str) -> bytes:
+        """What storage does with a grant: the key of the live session it names."""
+        grant = open_grant(self.grant_key, grant_text)
+        assert (grant.kind, grant.subject) == (kind, subject)
+        row = self.sessions.get(grant.session_id)
+        if row is None or row.expires_at <= time.time():
+            raise LookupError("the key session has ended")
+        return unwrap_session_key(
+            grant.secret, row.wrapped, session_id=grant.session_id, kind=kind, subject=subject
+        )
 
     def app(self) -> FastAPI:
         app = FastAPI()
+
+        @app.post("/internal/v1/key-sessions", status_code=201)
+        async def start(
+            body: dict[str, Any] = Body(),
+            token: str | None = Header(default=None, alias=SERVICE_TOKEN_HEADER),
+        ) -> dict[str, Any]:
+            verify_service_token(INTERNAL_SECRET, token)
+            kind, subject = body["kind"], body["subject"]
+            key = open_session_key(self.grant_key, body["sealed_key"], kind=kind, subject=subject)
+            session_id, secret = secrets.token_hex(16), os.urandom(SESSION_SECRET_SIZE)
+            self.sessions[session_id] = KeySessionRow(
+                kind,
+                subject,
+                body.get("tag"),
+                wrap_session_key(secret, key, session_id=session_id, kind=kind, subject=subject),
+                body["expires_at"],
+            )
+            grant = Grant(kind, subject, session_id, secret, body["expires_at"])
+            return {
+                "session_id": session_id,
+                "grant": seal_grant(self.grant_key.public_key(), grant),
+                "expires_at": body["expires_at"],
+            }
+
+        @app.post("/internal/v1/key-sessions/end")
+        async def end(
+            body: dict[str, Any] = Body(),
+            token: str | None = Header(default=None, alias=SERVICE_TOKEN_HEADER),
+        ) -> dict[str, int]:
+            verify_service_token(INTERNAL_SECRET, token)
+            ended = [
+                session_id
+                for session_id, row in self.sessions.items()
+                if (row.kind, row.subject) == (body["kind"], body["subject"])
+                and (body.get("tag") is None or row.tag == body["tag"])
+                and (body.get("keep_tag") is None or row.tag != body["keep_tag"])
+            ]
+            for session_id in ended:
+                del self.sessions[session_id]
+            return {"ended": len(ended)}
+
+        @app.get("/internal/v1/key-sessions/{session_id}")
+        async def live(
+            session_id: str,
+            token: str | None = Header(default=None, alias=SERVICE_TOKEN_HEADER),
+        ) -> JSONResponse:
+            verify_service_token(INTERNAL_SECRET, token)
+            row = self.sessions.get(session_id)
+            if row is None or row.expires_at <= time.time():
+                return JSONResponse({"type": "urn:hds:problem:not-found"}, status_code=404)
+            return JSONResponse({"session_id": session_id})
 
         @app.get("/internal/v1/usage/{account_id}")
         async def usage(
             account_id: str,
             token: str | None = Header(default=None, alias=SERVICE_TOKEN_HEADER),
-        ) -> dict[str, int]:
+        ) -> Any:
             caller = verify_service_token(INTERNAL_SECRET, token)
             self.calls.append(caller)
+            if self.usage_down:
+                return JSONResponse({"type": "urn:hds:problem:down"}, status_code=503)
             return {"used_bytes": self.usage.get(account_id, 0), "quota_bytes": 0}
 
         return app

@@ -75,8 +75,8 @@ def signing_key_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def storage_stand_in() -> StorageStandIn:
-    return StorageStandIn()
+def storage_stand_in(storage_grant_key: X25519PrivateKey) -> StorageStandIn:
+    return StorageStandIn(grant_key=storage_grant_key)
 
 
 @pytest.fixture

@@ -45,16 +45,29 @@ async def test_me_shows_settings_quota_and_usage_from_storage(
     assert storage_stand_in.calls == ["auth"]
 
 
-async def test_me_shows_usage_null_when_storage_is_unreachable(
+async def test_me_shows_usage_null_when_storage_cannot_tell(
+    auth: AuthApp, accounts: Accounts, storage_stand_in: StorageStandIn
+) -> None:
+    account = await accounts.active()
+    tokens = await accounts.login(account)
+    storage_stand_in.usage_down = True
+    response = await auth.client.get("/auth/v1/me", headers=bearer(tokens))
+    assert response.status_code == 200
+    assert response.json()["used_bytes"] is None
+    assert response.json()["quota_bytes"] == 1024 * MIB
+
+
+async def test_account_routes_answer_503_while_the_session_cannot_be_checked(
     make_auth_app: AppFactory, accounts: Accounts
 ) -> None:
+    """Storage holds the key sessions: without it no service can tell a logged-out token
+    from a live one, so none pretends to (fail closed)."""
     async with make_auth_app(with_storage=False) as harness:
         account = await accounts.active()
         tokens = await accounts.login(account)
         response = await harness.client.get("/auth/v1/me", headers=bearer(tokens))
-        assert response.status_code == 200
-        assert response.json()["used_bytes"] is None
-        assert response.json()["quota_bytes"] == 1024 * MIB
+        assert response.status_code == 503
+        assert response.json()["type"] == "urn:hds:problem:session-check-unavailable"
 
 
 async def test_settings_change(auth: AuthApp, accounts: Accounts) -> None:

@@ -66,7 +66,7 @@ def auth_app(
         signing_key_dir=signing_key_dir,
         smtp=smtp_server,
         storage_grant_key=storage_grant_key,
-        storage_stand_in=StorageStandIn(),
+        storage_stand_in=StorageStandIn(grant_key=storage_grant_key),
     )
     with in_portal(factory()) as (portal, harness):
         accounts = Accounts(harness, smtp_server)

@@ -46,7 +46,12 @@ async def test_internal_routes_need_a_valid_service_token(
 async def test_dlx_token(auth: AuthApp, service_headers: dict[str, str]) -> None:
     response = await auth.client.post(
         "/internal/v1/dlx-tokens",
-        json={"package_id": "pkg-42", "code_id": "code-7", "grant": "sealed-package-grant"},
+        json={
+            "package_id": "pkg-42",
+            "code_id": "code-7",
+            "grant": "sealed-package-grant",
+            "key_session_id": "0123456789abcdef0123456789abcdef",
+        },
         headers=service_headers,
     )
     assert response.status_code == 200, response.text
@@ -57,6 +62,7 @@ async def test_dlx_token(auth: AuthApp, service_headers: dict[str, str]) -> None
     assert claims.sub == "code-7"
     assert claims.pkg == "pkg-42"
     assert claims.grant == "sealed-package-grant"
+    assert claims.ksid == "0123456789abcdef0123456789abcdef"
     assert claims.aud == "hds-dlx"
     assert claims.iss == "hds-auth-test"
     assert claims.exp - claims.iat == 600
@@ -64,7 +70,7 @@ async def test_dlx_token(auth: AuthApp, service_headers: dict[str, str]) -> None
 
 
 async def test_dlx_token_lifetime(auth: AuthApp, service_headers: dict[str, str]) -> None:
-    body = {"package_id": "p", "code_id": "c", "grant": "g"}
+    body = {"package_id": "p", "code_id": "c", "grant": "g", "key_session_id": "ab" * 16}
     short = await auth.client.post(
         "/internal/v1/dlx-tokens", json={**body, "ttl_seconds": 120}, headers=service_headers
     )

@@ -7,7 +7,14 @@ import asyncio
 
 import httpx
 import pytest
-from auth_harness import Accounts, AppFactory, AuthApp, bearer, without_request_id
+from auth_harness import (
+    Accounts,
+    AppFactory,
+    AuthApp,
+    StorageStandIn,
+    bearer,
+    without_request_id,
+)
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from jose import jwt
 
@@ -36,7 +43,10 @@ async def _login(auth: AuthApp, email: str, password: str) -> httpx.Response:
 
 @pytest.mark.both_databases
 async def test_sealed_data_still_opens_after_a_reset(
-    auth: AuthApp, accounts: Accounts, storage_grant_key: X25519PrivateKey
+    auth: AuthApp,
+    accounts: Accounts,
+    storage_grant_key: X25519PrivateKey,
+    storage_stand_in: StorageStandIn,
 ) -> None:
     account = await accounts.active()
     tokens = await accounts.login(account)
@@ -59,11 +69,13 @@ async def test_sealed_data_still_opens_after_a_reset(
     verifier = await auth.verifier()
     claims = await verifier.verify(login.json()["access_token"], audience="hds-account")
     assert claims.grant
-    # What storage does: open the grant with its own key, then the slot with the user's key.
+    # What storage does: open the grant with its own key, the key session with the
+    # grant's secret, then the slot with the user's key.
     grant = open_grant(storage_grant_key, claims.grant)
     assert grant.kind == "user"
     assert grant.subject == account.id
-    assert open_sealed(grant.key, user_slot, USER_SLOT_CONTEXT) == package_key
+    user_key = storage_stand_in.open_key(claims.grant, kind="user", subject=account.id)
+    assert open_sealed(user_key, user_slot, USER_SLOT_CONTEXT) == package_key
 
     # The old recovery code is void, the new one works.
     again = await _reset(auth, account.email, account.recovery_code, "yet another passphrase")
@@ -155,7 +167,7 @@ async def test_resets_are_throttled_per_client(
 
 @pytest.mark.both_databases
 async def test_password_change_rewraps_and_keeps_this_session_only(
-    auth: AuthApp, accounts: Accounts, storage_grant_key: X25519PrivateKey
+    auth: AuthApp, accounts: Accounts, storage_stand_in: StorageStandIn
 ) -> None:
     account = await accounts.active()
     other_session = await accounts.login(account)
@@ -176,10 +188,12 @@ async def test_password_change_rewraps_and_keeps_this_session_only(
     assert (await _login(auth, account.email, account.password)).status_code == 401
     login = await _login(auth, account.email, NEW_PASSWORD)
     assert login.status_code == 200
-    grant = open_grant(
-        storage_grant_key, jwt.get_unverified_claims(login.json()["access_token"])["grant"]
+    user_key = storage_stand_in.open_key(
+        jwt.get_unverified_claims(login.json()["access_token"])["grant"],
+        kind="user",
+        subject=account.id,
     )
-    assert open_sealed(grant.key, user_slot, USER_SLOT_CONTEXT) == package_key
+    assert open_sealed(user_key, user_slot, USER_SLOT_CONTEXT) == package_key
 
     # The session that changed the password goes on; the other one has ended.
     kept = await auth.client.post(

@@ -8,7 +8,7 @@ import uuid
 
 import httpx
 import pytest
-from auth_harness import Accounts, AppFactory, AuthApp, bearer
+from auth_harness import Accounts, AppFactory, AuthApp, StorageStandIn, bearer
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from jose import jwt
 from sqlalchemy import select, update
@@ -25,7 +25,10 @@ from hds_common.errors import Unauthorized
 
 @pytest.mark.both_databases
 async def test_login_issues_an_es256_account_token_with_a_user_grant(
-    auth: AuthApp, accounts: Accounts, storage_grant_key: X25519PrivateKey
+    auth: AuthApp,
+    accounts: Accounts,
+    storage_grant_key: X25519PrivateKey,
+    storage_stand_in: StorageStandIn,
 ) -> None:
     account = await accounts.active()
     tokens = await accounts.login(account)
@@ -47,20 +50,28 @@ async def test_login_issues_an_es256_account_token_with_a_user_grant(
     assert claims.nbf == claims.iat
     assert claims.jti
 
-    # Only the storage service's key opens the grant; inside is the user's private key.
+    # Only the storage service's key opens the grant; inside is no key, only the key
+    # session (held by storage until the token expires) and its secret.
     assert claims.grant
     grant = open_grant(storage_grant_key, claims.grant)
     assert grant.kind == "user"
     assert grant.subject == account.id
     assert grant.expires_at == claims.exp
+    assert claims.ksid == grant.session_id
+    assert storage_stand_in.sessions[grant.session_id].expires_at == claims.exp
     me = await auth.client.get("/auth/v1/me", headers=bearer(tokens))
-    user_public = public_key_to_bytes(private_key_from_bytes(grant.key).public_key())
+    user_key = storage_stand_in.open_key(claims.grant, kind="user", subject=account.id)
+    user_public = public_key_to_bytes(private_key_from_bytes(user_key).public_key())
     assert user_public == b64d(me.json()["public_key"])
+    assert user_key not in b64d(claims.grant)
 
 
 @pytest.mark.both_databases
 async def test_refresh_rotates_and_reuse_revokes_the_whole_family(
-    auth: AuthApp, accounts: Accounts, storage_grant_key: X25519PrivateKey
+    auth: AuthApp,
+    accounts: Accounts,
+    storage_grant_key: X25519PrivateKey,
+    storage_stand_in: StorageStandIn,
 ) -> None:
     account = await accounts.active()
     first = await accounts.login(account)
@@ -76,7 +87,10 @@ async def test_refresh_rotates_and_reuse_revokes_the_whole_family(
     grant = open_grant(storage_grant_key, claims.grant)
     assert grant.expires_at == claims.exp
     first_grant = open_grant(storage_grant_key, _claims(first)["grant"])
-    assert grant.key == first_grant.key
+    assert grant.session_id != first_grant.session_id
+    assert storage_stand_in.open_key(
+        claims.grant, kind="user", subject=account.id
+    ) == storage_stand_in.open_key(_claims(first)["grant"], kind="user", subject=account.id)
 
     third = (await _refresh(auth, second["refresh_token"])).json()
 
@@ -172,12 +186,14 @@ async def test_disabled_account_cannot_refresh_or_log_in(auth: AuthApp, accounts
 
 
 async def test_the_database_never_holds_a_private_key_in_clear(
-    auth: AuthApp, accounts: Accounts, storage_grant_key: X25519PrivateKey
+    auth: AuthApp, accounts: Accounts, storage_stand_in: StorageStandIn
 ) -> None:
     account = await accounts.active()
     tokens = await accounts.login(account)
     await _refresh(auth, tokens["refresh_token"])
-    private_key = open_grant(storage_grant_key, _claims(tokens)["grant"]).key
+    private_key = storage_stand_in.open_key(
+        _claims(tokens)["grant"], kind="user", subject=account.id
+    )
     async with auth.runtime.session_maker() as session:
         rows = [
             *(await session.execute(select(Account))).scalars(),

@@ -202,7 +202,12 @@ async def test_a_dlx_token_is_not_an_account_token(auth: AuthApp, kit: Kit) -> N
 
     minted = await auth.client.post(
         "/internal/v1/dlx-tokens",
-        json={"package_id": "pkg-1", "code_id": "code-1", "grant": "opaque-grant"},
+        json={
+            "package_id": "pkg-1",
+            "code_id": "code-1",
+            "grant": "opaque-grant",
+            "key_session_id": "cd" * 16,
+        },
         headers={
             SERVICE_TOKEN_HEADER: mint_service_token(
                 auth.runtime.settings.suite.internal_secret.get_secret_value(), "dlx"

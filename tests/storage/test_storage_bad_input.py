@@ -100,7 +100,10 @@ async def test_an_account_id_the_identity_service_refuses_is_unknown(env: Storag
     imported = await env.client.post(
         f"/internal/v1/packages/{package_id}/slots",
         headers=env.service(),
-        json={"account_id": "not-a-uuid", "sealed_package_key": env.sealed_package_key(package_id, key)},
+        json={
+            "account_id": "not-a-uuid",
+            "sealed_package_key": env.sealed_package_key(package_id, key),
+        },
     )
     assert imported.status_code == 404, imported.text
     assert await env.dump_tables() == before

@@ -52,7 +52,11 @@ class Client:
 
 class Harness:
     def __init__(
-        self, process: StorageProcess, issuer: TestIssuer, identity: IdentityStandIn, key: KeySessionWriter
+        self,
+        process: StorageProcess,
+        issuer: TestIssuer,
+        identity: IdentityStandIn,
+        key: KeySessionWriter,
     ) -> None:
         self.process = process
         self.issuer = issuer
