@@ -57,7 +57,7 @@ async def test_me_shows_usage_null_when_storage_cannot_tell(
     assert response.json()["quota_bytes"] == 1024 * MIB
 
 
-async def test_account_routes_answer_503_while_the_session_cannot_be_checked(
+async def test_account_routes_answer_502_while_the_session_cannot_be_checked(
     make_auth_app: AppFactory, accounts: Accounts
 ) -> None:
     """Storage holds the key sessions: without it no service can tell a logged-out token
@@ -66,8 +66,8 @@ async def test_account_routes_answer_503_while_the_session_cannot_be_checked(
         account = await accounts.active()
         tokens = await accounts.login(account)
         response = await harness.client.get("/auth/v1/me", headers=bearer(tokens))
-        assert response.status_code == 503
-        assert response.json()["type"] == "urn:hds:problem:session-check-unavailable"
+        assert response.status_code == 502
+        assert response.json()["type"] == "urn:hds:problem:storage-unavailable"
 
 
 async def test_settings_change(auth: AuthApp, accounts: Accounts) -> None:

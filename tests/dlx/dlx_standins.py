@@ -73,6 +73,8 @@ class IssuedCode:
     grant: str
     expires_at: dt.datetime
     grant_expires_at: dt.datetime
+    # The package key session the grant names (storage answers its liveness).
+    key_session_id: str = field(default_factory=lambda: secrets.token_hex(16))
 
 
 class _Validate(BaseModel):
@@ -118,6 +120,7 @@ class CodesStandin:
                 "code_id": issued.code_id,
                 "package_id": issued.package_id,
                 "grant": issued.grant,
+                "key_session_id": issued.key_session_id,
                 "expires_at": issued.grant_expires_at.isoformat(),
                 "code_expires_at": issued.expires_at.isoformat(),
             }
@@ -155,6 +158,7 @@ class _MintRequest(BaseModel):
     package_id: str
     code_id: str
     grant: str
+    key_session_id: str
     ttl_seconds: int = 600
 
 
@@ -182,6 +186,7 @@ class AuthStandin:
                 grant=body.grant,
                 ttl=body.ttl_seconds,
                 pkg=body.package_id,
+                ksid=body.key_session_id,
             )
             return {"token": token, "expires_in": body.ttl_seconds}
 
@@ -393,10 +398,20 @@ class StorageStandin:
         self.stream_started = asyncio.Event()
         self.streams_completed = 0
         self.streams_aborted = 0
+        # Key sessions that have ended (every other one is live), and the checks asked.
+        self.ended_sessions: set[str] = set()
+        self.session_checks: list[str] = []
         self.app = create_service_app(
             service="storage-standin", title="storage stand-in", description=""
         )
         service = _service_dependency(secret)
+
+        @self.app.get("/internal/v1/key-sessions/{session_id}", dependencies=[service])
+        async def key_session(session_id: str) -> dict[str, str]:
+            self.session_checks.append(session_id)
+            if session_id in self.ended_sessions:
+                raise NotFound("no such live key session", slug="session-not-found")
+            return {"session_id": session_id}
 
         def package_with_grant(package_id: str, grant: str | None) -> StandinPackage:
             package = self.packages.get(package_id)

@@ -184,6 +184,8 @@ async def test_tokentfa_answers_a_jwt_for_the_right_birth_date(
     assert claims["sub"] == issued.code_id
     assert claims["pkg"] == world.package.id
     assert claims["grant"] == world.package.grant
+    # The token names the code's key session: ending it ends the token.
+    assert claims["ksid"] == issued.key_session_id
     assert claims["exp"] - claims["iat"] == 600  # HDS_DLX_TOKEN_TTL_SECONDS default
     assert world.codes.calls == [
         {"code": world.code, "birth_date": "1970-01-01", "client": "127.0.0.1"}
@@ -193,6 +195,7 @@ async def test_tokentfa_answers_a_jwt_for_the_right_birth_date(
             "package_id": world.package.id,
             "code_id": issued.code_id,
             "grant": world.package.grant,
+            "key_session_id": issued.key_session_id,
             "ttl_seconds": 600,
         }
     ]

@@ -29,7 +29,7 @@ from jose import jwt
 from jose.exceptions import JOSEError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hds_common.errors import ServiceUnavailable, Unauthorized
+from hds_common.errors import BadGateway, Unauthorized
 
 __all__ = [
     "ACCOUNT_AUDIENCE",
@@ -219,8 +219,10 @@ class TokenVerifier:
             try:
                 live = await self._liveness.is_live(session_id)
             except (httpx.HTTPError, OSError):
-                raise ServiceUnavailable(
-                    "the session cannot be checked right now", slug="session-check-unavailable"
+                # Fail closed: without the answer a logged-out token cannot be told apart.
+                raise BadGateway(
+                    "the storage service, which holds the sessions, cannot be reached",
+                    slug="storage-unavailable",
                 ) from None
             self._live[session_id] = (live, now)
             self._live.move_to_end(session_id)
