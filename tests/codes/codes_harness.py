@@ -39,11 +39,13 @@ from hds_codes.main import create_app
 from hds_codes.runtime import Runtime
 from hds_common.crypto import (
     FAST_ARGON2,
+    SESSION_SECRET_SIZE,
     Grant,
     GrantError,
     b64e,
     generate_package_key,
     open_grant,
+    open_session_key,
     public_key_to_bytes,
     seal_grant,
 )
@@ -97,7 +99,17 @@ class Package:
 class SlotCall:
     package_id: str
     account_id: str
-    grant: Grant
+    # The package key as storage opened it from the sealed key it was sent.
+    key: bytes
+
+
+@dataclass
+class StandInKeySession:
+    kind: str
+    subject: str
+    tag: str | None
+    key: bytes
+    expires_at: int
 
 
 @dataclass
@@ -115,28 +127,42 @@ class Neighbourhood:
     # Expiries reported for retention, per package; retired packages refuse them.
     retention: dict[str, list[dt.datetime]] = field(default_factory=dict)
     retired: set[str] = field(default_factory=set)
+    key_sessions: dict[str, StandInKeySession] = field(default_factory=dict)
+    # Bodies of the calls that ended key sessions.
+    ended: list[dict[str, Any]] = field(default_factory=list)
+
+    def session_key(self, grant_text: str) -> bytes:
+        """The key the live key session named by a grant holds (what storage opens)."""
+        grant = open_grant(self.storage_private_key, grant_text)
+        return self.key_sessions[grant.session_id].key
 
     @property
     def grant_public_key(self) -> str:
         return b64e(public_key_to_bytes(self.storage_private_key.public_key()))
 
     def user_grant(self, account: Account, *, ttl: int = 900) -> str:
+        session_id = secrets.token_hex(16)
+        expires_at = int(time.time()) + ttl
+        self.key_sessions[session_id] = StandInKeySession(
+            "user", account.id, None, account.user_key, expires_at
+        )
         return seal_grant(
             self.storage_private_key.public_key(),
             Grant(
                 kind="user",
                 subject=account.id,
-                key=account.user_key,
-                expires_at=int(time.time()) + ttl,
+                session_id=session_id,
+                secret=secrets.token_bytes(SESSION_SECRET_SIZE),
+                expires_at=expires_at,
             ),
         )
 
     def token(self, account: Account, *, grant: bool = True) -> str:
-        return self.issuer.mint(
-            account.id,
-            roles=[account.role],
-            grant=self.user_grant(account) if grant else None,
-        )
+        if not grant:
+            return self.issuer.mint(account.id, roles=[account.role])
+        user_grant = self.user_grant(account)
+        session_id = open_grant(self.storage_private_key, user_grant).session_id
+        return self.issuer.mint(account.id, roles=[account.role], grant=user_grant, ksid=session_id)
 
 
 def _service_caller(token: Annotated[str | None, Header(alias=SERVICE_TOKEN_HEADER)] = None) -> str:
@@ -236,22 +262,78 @@ def stand_in_storage(hood: Neighbourhood) -> FastAPI:
         if package is None:
             return _problem(404, "package-not-found", "no such package")
         try:
-            grant = open_grant(hood.storage_private_key, body["package_grant"])
+            key = open_session_key(
+                hood.storage_private_key,
+                body["sealed_package_key"],
+                kind="package",
+                subject=package_id,
+            )
         except GrantError:
-            return _problem(401, "grant-invalid", "grant cannot be opened")
-        if grant.kind != "package" or grant.subject != package_id or grant.key != package.key:
-            return _problem(403, "forbidden", "grant is not for this package")
+            return _problem(403, "grant-invalid", "the key is not sealed for this package")
+        if key != package.key:
+            return _problem(403, "forbidden", "the key does not open this package")
         if hood.quota_exceeded:
             return _problem(
                 507, "quota-exceeded", "the studies do not fit into your quota", needed_bytes=1234
             )
-        hood.slot_calls.append(SlotCall(package_id, body["account_id"], grant))
+        hood.slot_calls.append(SlotCall(package_id, body["account_id"], key))
         return {
             "package_id": package_id,
             "studies": 1 if package.instances or not package.documents else 0,
             "documents": len(package.documents),
             "bytes": sum(map(len, package.instances)) + sum(map(len, package.documents)),
         }
+
+    @app.post("/internal/v1/key-sessions", status_code=201)
+    async def start_key_session(
+        request: Request, _: Annotated[str, Depends(_service_caller)]
+    ) -> Any:
+        body = await request.json()
+        kind, subject = body["kind"], body["subject"]
+        key = open_session_key(
+            hood.storage_private_key, body["sealed_key"], kind=kind, subject=subject
+        )
+        package = hood.packages.get(subject)
+        if kind != "package" or package is None or package.key != key:
+            return _problem(404, "package-not-found", "no such package")
+        session_id = secrets.token_hex(16)
+        hood.key_sessions[session_id] = StandInKeySession(
+            kind, subject, body.get("tag"), key, body["expires_at"]
+        )
+        grant = Grant(
+            kind=kind,
+            subject=subject,
+            session_id=session_id,
+            secret=secrets.token_bytes(SESSION_SECRET_SIZE),
+            expires_at=body["expires_at"],
+        )
+        return {
+            "session_id": session_id,
+            "grant": seal_grant(hood.storage_private_key.public_key(), grant),
+            "expires_at": body["expires_at"],
+        }
+
+    @app.post("/internal/v1/key-sessions/end")
+    async def end_key_sessions(
+        request: Request, _: Annotated[str, Depends(_service_caller)]
+    ) -> Any:
+        body = await request.json()
+        hood.ended.append(body)
+        ended = [
+            session_id
+            for session_id, row in hood.key_sessions.items()
+            if (row.kind, row.subject) == (body["kind"], body["subject"])
+            and (body.get("tag") is None or row.tag == body["tag"])
+        ]
+        for session_id in ended:
+            del hood.key_sessions[session_id]
+        return {"ended": len(ended)}
+
+    @app.get("/internal/v1/key-sessions/{session_id}")
+    async def key_session(session_id: str, _: Annotated[str, Depends(_service_caller)]) -> Any:
+        if session_id not in hood.key_sessions:
+            return _problem(404, "session-not-found", "no such live key session")
+        return {"session_id": session_id}
 
     @app.post("/storage/v1/packages", status_code=201)
     async def create_package(request: Request) -> Any:

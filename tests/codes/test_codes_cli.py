@@ -114,7 +114,7 @@ async def test_publish_with_demo_credentials_prints_a_code_that_imports(
     assert response.json()["package_id"] == package.id
     [call] = codes.hood.slot_calls
     assert call.account_id == patient.id
-    assert call.grant.key == package.key
+    assert call.key == package.key
 
 
 async def test_publish_with_explicit_credentials_and_days_prints_for_humans(

@@ -27,14 +27,10 @@ async def test_import_adds_a_key_slot_for_the_caller(codes: Harness) -> None:
         "documents": 0,
         "bytes": len(package.instances[0]),
     }
-    # Storage got only a grant of the package key for this account: no data moved here.
+    # Storage got only the package key, sealed to it, for this account: no data moved.
     [call] = codes.hood.slot_calls
     assert call.account_id == patient.id
-    assert (call.grant.kind, call.grant.subject, call.grant.key) == (
-        "package",
-        package.id,
-        package.key,
-    )
+    assert call.key == package.key
 
 
 async def test_any_role_can_import(codes: Harness) -> None:

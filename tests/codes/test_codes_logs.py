@@ -63,6 +63,11 @@ async def test_codes_and_birth_dates_are_never_logged(
 def _broken_app() -> FastAPI:
     app = FastAPI(title="failing storage stand-in")
 
+    @app.get("/internal/v1/key-sessions/{session_id}")
+    async def live(session_id: str) -> JSONResponse:
+        # Sessions still check out: the failure is the import itself.
+        return JSONResponse({"session_id": session_id})
+
     @app.post("/internal/v1/packages/{package_id}/slots")
     async def slots(package_id: str) -> JSONResponse:
         return JSONResponse({"detail": f"disk on fire under {package_id}"}, status_code=500)

@@ -46,12 +46,17 @@ async def test_right_answers_give_a_package_grant_for_storage(codes: Harness) ->
     assert body["code_id"] == issued.id
     assert body["package_id"] == issued.package.id
     assert body["code_expires_at"] == issued.body["expires_at"]
+    # The grant names a key session at storage that holds the package key; the grant
+    # itself holds none.
     grant = open_grant(codes.hood.storage_private_key, body["grant"])
-    assert (grant.kind, grant.subject, grant.key) == (
+    assert (grant.kind, grant.subject, grant.session_id) == (
         "package",
         issued.package.id,
-        issued.package.key,
+        body["key_session_id"],
     )
+    session = codes.hood.key_sessions[grant.session_id]
+    assert (session.key, session.tag) == (issued.package.key, issued.id)
+    assert session.expires_at == grant.expires_at
     expected_expiry = codes.clock.now + dt.timedelta(seconds=codes.settings.grant_ttl_seconds)
     assert abs(grant.expires_at - expected_expiry.timestamp()) <= 1
     assert dt.datetime.fromisoformat(body["expires_at"]).timestamp() == grant.expires_at
