@@ -238,3 +238,72 @@ def publish(
     assert result.returncode == 0, result.stderr
     answer: dict[str, Any] = json.loads(result.stdout)
     return answer
+
+
+# -- people of the suite ---------------------------------------------------------------------
+
+
+def register_patient(suite: RunningSuite, client: httpx.Client, password: str) -> dict[str, str]:
+    """A registered, activated patient: ``id``, ``email``, ``recovery_code``."""
+    import re
+    import uuid
+
+    email = f"patient-{uuid.uuid4().hex[:10]}@example.org"
+    registered = client.post(
+        "/auth/v1/register", json={"email": email, "password": password, "role": "patient"}
+    )
+    assert registered.status_code == 201, registered.text
+    mail = suite.smtp.messages_to(email)[-1]
+    body = mail.get_body(preferencelist=("plain",))
+    assert body is not None
+    link = re.search(r"https?://\S+/auth/v1/activate\?token=\S+", body.get_content())
+    assert link is not None
+    assert httpx.get(link.group(0), timeout=30).status_code == 200
+    return {
+        "id": registered.json()["id"],
+        "email": email,
+        "recovery_code": registered.json()["recovery_code"],
+    }
+
+
+def log_in(client: httpx.Client, email: str, password: str) -> dict[str, Any]:
+    """The token pair of a login (access and refresh token)."""
+    response = client.post("/auth/v1/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    pair: dict[str, Any] = response.json()
+    return pair
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def institution_headers(suite: RunningSuite, client: httpx.Client) -> dict[str, str]:
+    credentials = suite.demo_credentials
+    return bearer(log_in(client, credentials["email"], credentials["password"])["access_token"])
+
+
+def create_admin(suite: RunningSuite, password: str) -> str:
+    """An administrator made with the operator's command line; its e-mail address."""
+    import uuid
+
+    email = f"admin-{uuid.uuid4().hex[:10]}@example.org"
+    # fmt: off
+    subprocess.run(
+        [
+            sys.executable, "-m", "hds_auth", "create-account", "--email", email,
+            "--password", password, "--role", "admin", "--activated",
+        ],
+        env=suite.env, check=True, capture_output=True,
+    )
+    # fmt: on
+    return email
+
+
+def dlx_token(client: httpx.Client, code: str, birth_date: str) -> str:
+    response = client.post(
+        f"/dlx/v1/tokentfa/{code}",
+        json={"tfaAnswer": [{"questionId": "1", "answer": birth_date}]},
+    )
+    assert response.status_code == 200, response.text
+    return response.text

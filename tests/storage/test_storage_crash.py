@@ -16,8 +16,8 @@ import pytest
 from pydicom.uid import generate_uid
 from storage_testkit import (
     IdentityStandIn,
-    StorageProcess,
     KeySessionWriter,
+    StorageProcess,
     account_auth,
     identity_server,
     process_env,
