@@ -48,6 +48,7 @@ from hds_common.crypto import (
     load_or_create_private_key,
     open_grant,
     open_sealed,
+    open_session_key,
     parse_header,
     plaintext_size,
     private_key_from_bytes,
@@ -56,10 +57,13 @@ from hds_common.crypto import (
     public_key_to_bytes,
     seal,
     seal_grant,
+    seal_session_key,
     segment_count,
     segment_span,
     unwrap_key,
+    unwrap_session_key,
     wrap_key,
+    wrap_session_key,
 )
 from hds_common.crypto import errors as public_errors
 
@@ -844,12 +848,18 @@ def test_seal_rejects_low_order_public_key() -> None:
 # --------------------------------------------------------------------------- grants
 
 
+def _grant(kind: str = "package", subject: str = "pkg-1", expires_at: int = 2_000_000_000) -> Grant:
+    return Grant(kind, subject, os.urandom(16).hex(), os.urandom(32), expires_at)  # type: ignore[arg-type]
+
+
+def _body(**fields: object) -> bytes:
+    body = {"v": 2, "kind": "user", "sub": "a", "ks": "ab" * 16, "secret": b64e(bytes(32))}
+    return json.dumps({**body, "exp": 5, **fields}).encode()
+
+
 def test_grant_round_trip() -> None:
     storage = generate_private_key()
-    for grant in (
-        Grant("package", "pkg-1", generate_package_key(), 2_000_000_000),
-        Grant("user", "acct-1", private_key_to_bytes(generate_private_key()), 2_000_000_000),
-    ):
+    for grant in (_grant("package", "pkg-1"), _grant("user", "acct-1")):
         token = seal_grant(storage.public_key(), grant)
         assert isinstance(token, str)
         assert b64e(b64d(token)) == token
@@ -859,9 +869,19 @@ def test_grant_round_trip() -> None:
     assert open_grant(storage, token) == grant
 
 
+def test_a_grant_carries_no_key_only_its_sessions_secret() -> None:
+    storage = generate_private_key()
+    grant = _grant("user", "acct-1")
+    body = json.loads(
+        open_sealed(storage, b64d(seal_grant(storage.public_key(), grant)), GRANT_CONTEXT)
+    )
+    assert set(body) == {"v", "kind", "sub", "ks", "secret", "exp"}
+    assert b64d(body["secret"]) == grant.secret
+
+
 def test_grant_expiry() -> None:
     storage = generate_private_key()
-    grant = Grant("package", "pkg-1", generate_package_key(), 1000)
+    grant = _grant(expires_at=1000)
     token = seal_grant(storage.public_key(), grant)
     assert open_grant(storage, token, now=999) == grant
     with pytest.raises(GrantError, match="expired"):
@@ -881,17 +901,19 @@ def test_grant_garbage(token: str) -> None:
 
 def test_grant_sealed_to_other_key_or_context() -> None:
     storage = generate_private_key()
-    grant = Grant("user", "acct-1", bytes(32), 2_000_000_000)
-    token = seal_grant(generate_private_key().public_key(), grant)
+    token = seal_grant(generate_private_key().public_key(), _grant("user", "acct-1"))
     with pytest.raises(GrantError, match="cannot be opened"):
         open_grant(storage, token, now=0)
-    payload = json.dumps(
-        {"v": 1, "kind": "user", "sub": "acct-1", "key": b64e(bytes(32)), "exp": 2_000_000_000}
-    ).encode()
-    wrong_context = b64e(seal(storage.public_key(), payload, b"hds/other/v1"))
+    wrong_context = b64e(seal(storage.public_key(), _body(), b"hds/other/v1"))
     with pytest.raises(GrantError, match="cannot be opened"):
         open_grant(storage, wrong_context, now=0)
-    assert open_grant(storage, b64e(seal(storage.public_key(), payload, GRANT_CONTEXT)), now=0)
+    # The first releases' grants (the key inside, context v1) are not honoured.
+    legacy = json.dumps(
+        {"v": 1, "kind": "user", "sub": "a", "key": b64e(bytes(32)), "exp": 2_000_000_000}
+    ).encode()
+    with pytest.raises(GrantError, match="cannot be opened"):
+        open_grant(storage, b64e(seal(storage.public_key(), legacy, b"hds/grant/v1")), now=0)
+    assert open_grant(storage, b64e(seal(storage.public_key(), _body(), GRANT_CONTEXT)), now=0)
 
 
 @pytest.mark.parametrize(
@@ -899,13 +921,15 @@ def test_grant_sealed_to_other_key_or_context() -> None:
     [
         b"not json",
         b"[]",
-        b'{"v":1}',
-        b'{"v":2,"kind":"user","sub":"a","key":"' + b64e(bytes(32)).encode() + b'","exp":5}',
-        b'{"v":1,"kind":"admin","sub":"a","key":"' + b64e(bytes(32)).encode() + b'","exp":5}',
-        b'{"v":1,"kind":"user","sub":"","key":"' + b64e(bytes(32)).encode() + b'","exp":5}',
-        b'{"v":1,"kind":"user","sub":"a","key":"' + b64e(bytes(31)).encode() + b'","exp":5}',
-        b'{"v":1,"kind":"user","sub":"a","key":"' + b64e(bytes(32)).encode() + b'","exp":5.5}',
-        b'{"v":1,"kind":"user","sub":"a","key":5,"exp":5}',
+        b'{"v":2}',
+        _body(v=1),
+        _body(kind="admin"),
+        _body(sub=""),
+        _body(ks=""),
+        _body(secret=b64e(bytes(31))),
+        _body(secret=5),
+        _body(exp=5.5),
+        _body(key=b64e(bytes(32))),
     ],
 )
 def test_grant_authentic_but_malformed(body: bytes) -> None:
@@ -916,19 +940,48 @@ def test_grant_authentic_but_malformed(body: bytes) -> None:
 
 
 def test_grant_model() -> None:
-    key = generate_package_key()
-    grant = Grant("package", "pkg-1", key, 10)
-    assert key.hex() not in repr(grant)
-    assert repr(key) not in repr(grant)
+    secret = os.urandom(32)
+    grant = Grant("package", "pkg-1", "ab" * 16, secret, 10)
+    assert secret.hex() not in repr(grant)
+    assert repr(secret) not in repr(grant)
     with pytest.raises(ValueError, match="kind"):
-        Grant("other", "x", key, 10)  # type: ignore[arg-type]
+        Grant("other", "x", "s", secret, 10)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="32 bytes"):
-        Grant("package", "x", b"short", 10)
+        Grant("package", "x", "s", b"short", 10)
+    with pytest.raises(ValueError, match="session id"):
+        Grant("package", "x", "", secret, 10)
     with pytest.raises(ValueError, match="expires_at"):
-        Grant("package", "x", key, True)
+        Grant("package", "x", "s", secret, True)
     assert issubclass(GrantError, CryptoError)
     assert issubclass(IntegrityError, CryptoError)
     assert public_errors.GrantError is GrantError
+
+
+def test_session_key_wrap_binds_secret_session_kind_and_subject() -> None:
+    key, secret = generate_package_key(), os.urandom(32)
+    where = {"session_id": "ab" * 16, "kind": "package", "subject": "pkg-1"}
+    wrapped = wrap_session_key(secret, key, **where)  # type: ignore[arg-type]
+    assert key not in wrapped
+    assert unwrap_session_key(secret, wrapped, **where) == key  # type: ignore[arg-type]
+    for change in ({"session_id": "cd" * 16}, {"kind": "user"}, {"subject": "pkg-2"}):
+        with pytest.raises(IntegrityError):
+            unwrap_session_key(secret, wrapped, **{**where, **change})  # type: ignore[arg-type]
+    with pytest.raises(IntegrityError):
+        unwrap_session_key(os.urandom(32), wrapped, **where)  # type: ignore[arg-type]
+
+
+def test_session_key_transit_is_sealed_to_storage_for_one_subject() -> None:
+    storage = generate_private_key()
+    key = generate_package_key()
+    sealed = seal_session_key(storage.public_key(), key, kind="package", subject="pkg-1")
+    assert open_session_key(storage, sealed, kind="package", subject="pkg-1") == key
+    for kind, subject in (("user", "pkg-1"), ("package", "pkg-2")):
+        with pytest.raises(GrantError):
+            open_session_key(storage, sealed, kind=kind, subject=subject)  # type: ignore[arg-type]
+    with pytest.raises(GrantError):
+        open_session_key(generate_private_key(), sealed, kind="package", subject="pkg-1")
+    with pytest.raises(ValueError, match="32 bytes"):
+        seal_session_key(storage.public_key(), b"short", kind="package", subject="pkg-1")
 
 
 # --------------------------------------------------------------------------- X25519 / b64

@@ -10,12 +10,13 @@ import httpx
 import pytest
 from jose import jwt
 
-from hds_common.errors import Unauthorized
+from hds_common.errors import BadGateway, Unauthorized
 from hds_common.testing.tokens import TestIssuer
 from hds_common.tokens import (
     ACCOUNT_AUDIENCE,
     DLX_AUDIENCE,
     JwksClient,
+    StorageSessions,
     TokenVerifier,
     bearer_token,
 )
@@ -113,3 +114,91 @@ def test_bearer_token_parsing() -> None:
     for bad in (None, "", "Basic abc", "Bearer ", "abc"):
         with pytest.raises(Unauthorized):
             bearer_token(bad)
+
+
+# -- session liveness -------------------------------------------------------------------------
+
+
+class SessionSource:
+    """The storage service's liveness route over httpx's mock transport: which sessions
+    are live, and every id asked."""
+
+    def __init__(self) -> None:
+        self.live: set[str] = set()
+        self.asked: list[str] = []
+        self.down = False
+
+    def client(self) -> httpx.AsyncClient:
+        def answer(request: httpx.Request) -> httpx.Response:
+            if self.down:
+                raise httpx.ConnectError("storage is down", request=request)
+            session_id = request.url.path.rsplit("/", 1)[-1]
+            self.asked.append(session_id)
+            return httpx.Response(200 if session_id in self.live else 404, json={})
+
+        return httpx.AsyncClient(base_url="http://storage", transport=httpx.MockTransport(answer))
+
+
+SESSION = "0123456789abcdef0123456789abcdef"
+
+
+async def test_a_live_session_is_asked_once_per_check_interval(issuer: TestIssuer) -> None:
+    source = SessionSource()
+    source.live.add(SESSION)
+    async with source.client() as client:
+        verifier = TokenVerifier(
+            issuer=issuer.issuer,
+            keys=issuer.keys(),
+            liveness=StorageSessions(client),
+            liveness_ttl=60,
+        )
+        for _ in range(5):
+            token = issuer.mint("acc-1", ksid=SESSION)
+            assert (await verifier.verify(token, audience=ACCOUNT_AUDIENCE)).ksid == SESSION
+    assert source.asked == [SESSION]
+
+
+async def test_an_ended_session_is_refused_once_the_last_answer_is_old(issuer: TestIssuer) -> None:
+    source = SessionSource()
+    source.live.add(SESSION)
+    token = issuer.mint("acc-1", ksid=SESSION, audience=DLX_AUDIENCE)
+    async with source.client() as client:
+        verifier = TokenVerifier(
+            issuer=issuer.issuer,
+            keys=issuer.keys(),
+            cache_size=8,
+            liveness=StorageSessions(client),
+            liveness_ttl=0.2,
+        )
+        await verifier.verify(token, audience=DLX_AUDIENCE)
+        source.live.clear()  # logout, revocation...
+        time.sleep(0.25)
+        with pytest.raises(Unauthorized, match="ended"):
+            await verifier.verify(token, audience=DLX_AUDIENCE)
+        # Also from the token cache of a verifier that remembers signatures.
+        with pytest.raises(Unauthorized, match="ended"):
+            await verifier.verify(token, audience=DLX_AUDIENCE)
+
+
+async def test_an_unreachable_session_source_fails_closed(issuer: TestIssuer) -> None:
+    source = SessionSource()
+    source.down = True
+    async with source.client() as client:
+        verifier = TokenVerifier(
+            issuer=issuer.issuer, keys=issuer.keys(), liveness=StorageSessions(client)
+        )
+        with pytest.raises(BadGateway) as raised:
+            await verifier.verify(issuer.mint("acc-1", ksid=SESSION), audience=ACCOUNT_AUDIENCE)
+    assert raised.value.instance_slug == "storage-unavailable"
+
+
+@pytest.mark.parametrize("ksid", ["", "../../internal", "A" * 32, "ab" * 40])
+async def test_a_malformed_session_id_is_refused_unasked(issuer: TestIssuer, ksid: str) -> None:
+    source = SessionSource()
+    async with source.client() as client:
+        verifier = TokenVerifier(
+            issuer=issuer.issuer, keys=issuer.keys(), liveness=StorageSessions(client)
+        )
+        with pytest.raises(Unauthorized, match="malformed"):
+            await verifier.verify(issuer.mint("acc-1", ksid=ksid), audience=ACCOUNT_AUDIENCE)
+    assert source.asked == []

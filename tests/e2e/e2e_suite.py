@@ -230,7 +230,8 @@ def publish(
         [
             str(Path(sys.executable).parent / "hds"), "publish", str(folder),
             "--birth-date", birth_date, "--gateway", suite.gateway_url,
-            "--email", credentials["email"], "--password", credentials["password"], "--json",
+            # "=" form: a generated password may begin with "-".
+            "--email", credentials["email"], f"--password={credentials['password']}", "--json",
         ],
         capture_output=True, text=True, env=suite.env, check=False, timeout=120,
     )

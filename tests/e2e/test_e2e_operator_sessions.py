@@ -41,13 +41,12 @@ from hds_auth.userkeys import WrongSecret, unwrap_refresh_slot
 from hds_common.blobstore import blobstore_from_url
 from hds_common.crypto import (
     CryptoError,
-    GrantError,
     b64d,
-    open_grant,
+    hkdf_sha256,
     open_sealed,
     private_key_from_bytes,
     public_key_to_bytes,
-    unwrap_session_key,
+    unwrap_key,
 )
 from hds_common.db import create_engine
 from hds_common.testing.dicom import make_pdf, make_study, write_study
@@ -57,8 +56,28 @@ pytestmark = pytest.mark.slow
 
 BIRTH_DATE = "19750909"
 PASSWORD = "a long and unusual passphrase 9"
-# The grant format of the first releases (the key itself inside); tried as well.
-LEGACY_GRANT_CONTEXT = b"hds/grant/v1"
+# The documented constructions, rebuilt from primitives as an operator would: grants
+# (sealed to storage; the first releases' version 1 carried the key itself, version 2 a
+# key session's id and secret) and key sessions (the key wrapped under HKDF(secret)).
+GRANT_CONTEXTS = (b"hds/grant/v1", b"hds/grant/v2")
+SESSION_KEY_INFO = b"hds/key-session/v1"
+
+
+def open_any_grant(grant_key: Any, text: str) -> dict[str, Any] | None:
+    for context in GRANT_CONTEXTS:
+        try:
+            body: dict[str, Any] = json.loads(open_sealed(grant_key, b64d(text), context))
+        except (CryptoError, ValueError):
+            continue
+        return body
+    return None
+
+
+def unwrap_session(secret: bytes, row: dict[str, Any]) -> bytes:
+    kek = hkdf_sha256(secret, salt=None, info=SESSION_KEY_INFO)
+    aad = f"{row['id']}\x00{row['kind']}\x00{row['subject']}".encode()
+    return unwrap_key(kek, bytes(row["wrapped_key"]), aad)
+
 
 Rows = list[dict[str, Any]]
 
@@ -176,32 +195,20 @@ def attack(holdings: Holdings, grant_key_file: str) -> tuple[set[bytes], set[byt
         claims = jwt.get_unverified_claims(token)
         if "grant" not in claims:
             continue
-        try:
-            grant = open_grant(grant_key, claims["grant"], now=0)
-        except GrantError:
-            # The first releases' grants carried the key itself.
+        grant = open_any_grant(grant_key, claims["grant"])
+        if grant is None:
+            continue
+        if "key" in grant:  # a grant that carries the key itself
+            (user_keys if grant["kind"] == "user" else package_keys).add(b64d(grant["key"]))
+        if "secret" in grant:
+            secrets.add(b64d(grant["secret"]))
+    for row in sessions:
+        for secret in secrets:
             try:
-                legacy = json.loads(
-                    open_sealed(grant_key, b64d(claims["grant"]), LEGACY_GRANT_CONTEXT)
-                )
+                key = unwrap_session(secret, row)
             except (CryptoError, ValueError):
                 continue
-            (user_keys if legacy["kind"] == "user" else package_keys).add(b64d(legacy["key"]))
-            continue
-        secrets.add(grant.secret)
-        for row in sessions:
-            for secret in secrets:
-                try:
-                    key = unwrap_session_key(
-                        secret,
-                        bytes(row["wrapped_key"]),
-                        session_id=row["id"],
-                        kind=row["kind"],
-                        subject=row["subject"],
-                    )
-                except (CryptoError, ValueError):
-                    continue
-                (user_keys if row["kind"] == "user" else package_keys).add(key)
+            (user_keys if row["kind"] == "user" else package_keys).add(key)
 
     # Every candidate tried as a user key on every key slot and as a package key.
     for candidate in user_keys | secrets:
