@@ -233,3 +233,25 @@ async def test_downloads_beyond_the_concurrency_limit_are_503_until_a_slot_frees
         assert _slots(app) == 0
         metrics = await client.get("/metrics")
         assert "hds_dlx_downloads_in_flight 0.0" in metrics.text
+
+
+async def test_repeated_downloads_ask_for_the_session_once_and_stop_when_it_ends(
+    world: World,
+) -> None:
+    """The session check is cached (HDS_SESSION_CHECK_SECONDS): a client downloading item
+    after item with one token costs one liveness call, not one per download; once the
+    session has ended and the cached answer is older than that, the token is refused."""
+    suite = dlx_settings().suite.model_copy(update={"session_check_seconds": 1.0})
+    async with dlx_client(world, dlx_settings(suite=suite)) as (client, _):
+        headers = await bearer(client, world.code)
+        session_id = world.codes.issued(world.code).key_session_id
+        for _ in range(5):
+            response = await client.get(f"/dlx/v1/download/{world.ct.item_id}", headers=headers)
+            assert response.status_code == 200
+        assert world.storage.session_checks == [session_id]
+
+        world.storage.ended_sessions.add(session_id)
+        await asyncio.sleep(1.1)
+        refused = await client.get(f"/dlx/v1/download/{world.ct.item_id}", headers=headers)
+        assert refused.status_code == 401
+        assert world.storage.session_checks == [session_id, session_id]

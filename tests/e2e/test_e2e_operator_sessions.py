@@ -150,22 +150,28 @@ def _decodings(word: bytes) -> list[bytes]:
     return decoded
 
 
+def _decodings(word: bytes) -> list[bytes]:
+    """A word of a file read as base64url and as hex, where it is either."""
+    decoded = []
+    try:
+        decoded.append(b64d(word))
+    except ValueError:
+        pass
+    try:
+        decoded.append(bytes.fromhex(word.decode("ascii")))
+    except (ValueError, UnicodeDecodeError):
+        pass
+    return decoded
+
+
 def _candidate_secrets(holdings: Holdings) -> set[bytes]:
     """Every 32-byte value the operator can lift from files and the configuration."""
     found: set[bytes] = set()
     for content in holdings.files.values():
         if len(content) == 32:
             found.add(content)
-        for word in content.replace(b'"', b" ").split():
-            for decode in (base64.urlsafe_b64decode, bytes.fromhex):
-                try:
-                    raw = (
-                        decode(word + b"=" * (-len(word) % 4))
-                        if decode is not bytes.fromhex
-                        else decode(word.decode())
-                    )
-                except (ValueError, UnicodeDecodeError):
-                    continue
+        for word in content.replace(b'"', b" ").replace(b",", b" ").split():
+            for raw in _decodings(word):
                 if len(raw) == 32:
                     found.add(raw)
     return found
