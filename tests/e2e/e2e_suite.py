@@ -280,25 +280,15 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def institution_headers(suite: RunningSuite, client: httpx.Client) -> dict[str, str]:
-    credentials = suite.demo_credentials
+    credentials = suite.institution
     return bearer(log_in(client, credentials["email"], credentials["password"])["access_token"])
 
 
-def create_admin(suite: RunningSuite, password: str) -> str:
-    """An administrator made with the operator's command line; its e-mail address."""
+def onboard_admin(suite: RunningSuite) -> dict[str, str]:
+    """An administrator onboarded by invitation: ``email`` and ``password``."""
     import uuid
 
-    email = f"admin-{uuid.uuid4().hex[:10]}@example.org"
-    # fmt: off
-    subprocess.run(
-        [
-            sys.executable, "-m", "hds_auth", "create-account", "--email", email,
-            "--password", password, "--role", "admin", "--activated",
-        ],
-        env=suite.env, check=True, capture_output=True,
-    )
-    # fmt: on
-    return email
+    return suite.onboard(f"admin-{uuid.uuid4().hex[:10]}@example.org", "admin")
 
 
 def dlx_token(client: httpx.Client, code: str, birth_date: str) -> str:

@@ -16,10 +16,10 @@ import pytest
 from e2e_suite import (
     RunningSuite,
     bearer,
-    create_admin,
     dlx_token,
     institution_headers,
     log_in,
+    onboard_admin,
     publish,
     register_patient,
 )
@@ -143,8 +143,8 @@ def test_disablement_stops_the_access_token_everywhere(
     patient = register_patient(suite, client, PASSWORD)
     tokens = log_in(client, patient["email"], PASSWORD)
     assert_token_works(client, published["code"], tokens["access_token"])
-    admin_email = create_admin(suite, PASSWORD)
-    admin = bearer(log_in(client, admin_email, PASSWORD)["access_token"])
+    onboarded = onboard_admin(suite)
+    admin = bearer(log_in(client, onboarded["email"], onboarded["password"])["access_token"])
     disabled = client.patch(
         f"/auth/v1/admin/accounts/{patient['id']}", json={"disabled": True}, headers=admin
     )
