@@ -124,7 +124,7 @@ class Publisher:
 
     def __init__(self, suite: RunningSuite) -> None:
         self.suite = suite
-        credentials = suite.demo_credentials
+        credentials = suite.institution
         with self.client() as client:
             login = client.post(
                 "/auth/v1/login",
