@@ -67,3 +67,19 @@ async def test_internal_client_sends_service_token_and_request_id() -> None:
         request_id_var.reset(token)
     assert verify_service_token(SECRET, seen[0].headers[SERVICE_TOKEN_HEADER]) == "codes"
     assert seen[0].headers["X-Request-ID"] == "req-42"
+
+
+async def test_internal_clients_drop_idle_connections_before_the_servers_do() -> None:
+    """A pooled connection kept as long as the server keeps it races the server's close."""
+    import uvicorn
+
+    from hds_common.http import INTERNAL_KEEPALIVE_SECONDS, internal_client
+
+    server_keepalive = uvicorn.Config(app=None).timeout_keep_alive  # type: ignore[arg-type]
+    client = internal_client("http://127.0.0.1:1", service="test", secret="s" * 32)
+    try:
+        pool = client._transport._pool  # type: ignore[attr-defined]
+        assert pool._keepalive_expiry == INTERNAL_KEEPALIVE_SECONDS
+        assert INTERNAL_KEEPALIVE_SECONDS < server_keepalive
+    finally:
+        await client.aclose()

@@ -7,7 +7,13 @@ import httpx
 from hds_common.request_context import REQUEST_ID_HEADER, current_request_id
 from hds_common.service_auth import SERVICE_TOKEN_HEADER, mint_service_token
 
-__all__ = ["internal_client"]
+__all__ = ["INTERNAL_KEEPALIVE_SECONDS", "internal_client"]
+
+# Idle pooled connections are dropped well before the services' own keep-alive timeout
+# (uvicorn's, 5 s by default): a request sent on a connection the server is closing at
+# that very moment fails with RemoteProtocolError, which showed as a spurious 503
+# "identity service cannot be reached" under load.
+INTERNAL_KEEPALIVE_SECONDS = 2.0
 
 
 def internal_client(
@@ -30,5 +36,6 @@ def internal_client(
         base_url=base_url,
         timeout=timeout,
         transport=transport,
+        limits=httpx.Limits(keepalive_expiry=INTERNAL_KEEPALIVE_SECONDS),
         event_hooks={"request": [add_headers]},
     )
