@@ -48,6 +48,10 @@ def verify_service_token(secret: str, token: str | None, *, now: float | None = 
     """Return the calling service's name, or raise :class:`Unauthorized`."""
     if not secret or not token:
         raise Unauthorized("internal service token missing", slug="service-token-invalid")
+    # Headers arrive decoded as latin-1; a valid token is ASCII only, and comparing
+    # non-ASCII strings in constant time is not possible (compare_digest refuses them).
+    if not token.isascii():
+        raise Unauthorized("internal service token malformed", slug="service-token-invalid")
     parts = token.split(".")
     if len(parts) != 4 or parts[0] != _VERSION:
         raise Unauthorized("internal service token malformed", slug="service-token-invalid")
