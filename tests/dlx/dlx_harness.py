@@ -86,6 +86,7 @@ def dlx_settings(**overrides: Any) -> Settings:
         codes_url="http://codes.internal",
         auth_url="http://auth.internal",
         storage_url="http://storage.internal",
+        public_base_url="http://dlx.test",
         log_json=False,
     )
     values: dict[str, Any] = {"suite": suite, "stream_client": "httpx"}

@@ -94,14 +94,10 @@ answers_router = APIRouter(prefix=API_PREFIX, tags=[TAG], route_class=AnswersRou
 routers = (router, answers_router)
 
 
-def _api_info(request: Request, settings: Settings) -> ApiInfo:
+def _api_info(settings: Settings) -> ApiInfo:
     return service.api_info(
         base_path=service.api_base_path(
-            headers=request.headers,
-            scheme=request.url.scheme,
-            netloc=request.url.netloc,
-            root_path=str(request.scope.get("root_path", "")),
-            override=settings.public_base_path,
+            public_base_url=settings.suite.public_base_url, override=settings.public_base_path
         ),
         vendor_information=settings.vendor_information,
     )
@@ -115,8 +111,8 @@ def _api_info(request: Request, settings: Settings) -> ApiInfo:
     description="Provides information on version and implemented capabilities of the API.",
     responses={200: {"description": "A JSON string representing information about the API."}},
 )
-async def get_api_info(request: Request, settings: SettingsDep) -> ApiInfo:
-    return _api_info(request, settings)
+async def get_api_info(settings: SettingsDep) -> ApiInfo:
+    return _api_info(settings)
 
 
 @router.get(
@@ -139,7 +135,6 @@ async def get_token(
             "numerical code like ABC-S1Z-98A."
         ),
     ],
-    request: Request,
     response: Response,
     settings: SettingsDep,
     x_dicom_link_exchange: Annotated[
@@ -153,7 +148,7 @@ async def get_token(
     # Both parameters are part of the standard's interface; neither may change the answer.
     del value, x_dicom_link_exchange
     response.headers["Cache-Control"] = "no-store"
-    return service.tfa_questions(_api_info(request, settings))
+    return service.tfa_questions(_api_info(settings))
 
 
 @answers_router.post(

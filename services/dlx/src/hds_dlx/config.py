@@ -23,8 +23,8 @@ class Settings(BaseSettings):
     # timeOutInSeconds / Retry-After answered while the download slots are all taken.
     busy_retry_after_seconds: int = Field(default=10, ge=0)
     # apiBasePath as published by api_info: an absolute URL ("https://portal.example/dlx/v1")
-    # or a path ("/portal/dlx/v1") joined to the origin the request came through. Unset: the
-    # origin of the request (X-Forwarded-Proto/-Host honoured) plus "/dlx/v1".
+    # or a path ("/portal/dlx/v1") joined to the origin of HDS_PUBLIC_BASE_URL. Unset:
+    # HDS_PUBLIC_BASE_URL plus "/dlx/v1". Never built from the request's Host header.
     public_base_path: str | None = None
     vendor_information: str = "HDS suite"
     # HTTP client of the bulk path (storage → client). aiohttp measured ~2.4x less CPU per

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from hds_dlx.schemas import (
     ApiInfo,
@@ -47,13 +47,6 @@ _BIRTH_DATE_QUESTION = TfaQuestion(
     answer_format="DATE",
 )
 
-_HOST = re.compile(
-    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*"  # name or IPv4
-    r"|\[[0-9A-Fa-f:.]+\])$"  # [IPv6]
-)
-_PORT = re.compile(r"^[0-9]{1,5}$")
-_PREFIX = re.compile(r"^(?:/[A-Za-z0-9._~-]+)+$")
-_DEFAULT_PORTS = {"http": "80", "https": "443"}
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9_-]+")
 
 
@@ -98,66 +91,20 @@ def dicom_date(value: str | None) -> dt.date | None:
     return _parse_date(value.strip()) if value else None
 
 
-def _first(value: str | None) -> str | None:
-    # Proxies append: "client-facing, next hop"; the first entry is what the client used.
-    return value.split(",")[0].strip() if value else None
-
-
-def api_base_path(
-    *,
-    headers: Mapping[str, str],
-    scheme: str,
-    netloc: str,
-    root_path: str,
-    override: str | None,
-) -> str:
-    """The absolute URL of ``/dlx/v1`` as the client reaches it.
+def api_base_path(*, public_base_url: str, override: str | None) -> str:
+    """The absolute URL of ``/dlx/v1`` as clients reach it, from configuration only.
 
     ``override`` (``HDS_DLX_PUBLIC_BASE_PATH``) wins when it is an absolute URL; a path
-    override replaces only the path. Otherwise the origin comes from ``X-Forwarded-Proto``,
-    ``X-Forwarded-Host`` and ``X-Forwarded-Port`` (set by the gateway) or the request
-    itself, and ``X-Forwarded-Prefix`` is put in front of the path. Forwarded values that
-    are not a plain scheme, host name, port or path are ignored, so a client cannot make
-    the service publish an arbitrary URL.
+    override replaces the path under the origin of ``public_base_url``
+    (``HDS_PUBLIC_BASE_URL``); otherwise ``/dlx/v1`` follows the public base URL. Nothing
+    a client sends (``Host``, ``X-Forwarded-*``) goes into it: a forged header would make
+    the answer point a viewer, and the patient's birth date, at the forger's server.
     """
     if override and override.startswith(("http://", "https://")):
         return override
-    proto = (_first(headers.get("x-forwarded-proto")) or "").lower()
-    if proto not in _DEFAULT_PORTS:
-        proto = scheme
-    forwarded_host = _first(headers.get("x-forwarded-host"))
-    host = forwarded_host if forwarded_host and _valid_netloc(forwarded_host) else None
-    if host is None:
-        request_host = headers.get("host") or netloc
-        host = request_host if _valid_netloc(request_host) else netloc
-    port = _first(headers.get("x-forwarded-port"))
-    if (
-        forwarded_host
-        and host == forwarded_host
-        and not _has_port(host)
-        and port
-        and _PORT.match(port)
-        and port != _DEFAULT_PORTS.get(proto)
-    ):
-        host = f"{host}:{port}"
-    if override:
-        path = override
-    else:
-        prefix = _first(headers.get("x-forwarded-prefix")) or root_path
-        prefix = prefix.rstrip("/")
-        path = (prefix if _PREFIX.match(prefix) else "") + API_PREFIX
-    return f"{proto}://{host}{path}"
-
-
-def _has_port(netloc: str) -> bool:
-    return bool(re.search(r":[0-9]+$", netloc)) and not netloc.endswith("]")
-
-
-def _valid_netloc(netloc: str) -> bool:
-    host, port = netloc, None
-    if _has_port(netloc):
-        host, _, port = netloc.rpartition(":")
-    return bool(_HOST.match(host)) and (port is None or bool(_PORT.match(port)))
+    public = urlsplit(public_base_url.rstrip("/"))
+    path = override or (public.path + API_PREFIX)
+    return f"{public.scheme}://{public.netloc}{path}"
 
 
 def data_item(item: StorageItem) -> DataItem | None:
