@@ -138,10 +138,13 @@ async def reserve(
     keep_package: str,
 ) -> tuple[int, list[ItemRef]]:
     """Reserve between ``need`` and ``want`` bytes for an upload batch (in the caller's
-    transaction); returns the amount reserved and the evicted items to collect after
-    commit."""
+    transaction), the part beyond ``need`` only out of half the free room; returns the
+    amount reserved and the evicted items to collect after commit."""
     room = await make_room(repo, account, need=need, keep_package=keep_package, addition="own")
-    amount = max(need, min(want, room.free))
+    # Beyond ``need`` the reservation only saves round trips: it never takes more than
+    # half of the room left, which the account's other uploads may need.
+    spare = max(0, room.free - need) // 2
+    amount = max(need, min(want, need + spare))
     if not await repo.add_reservation(batch_id, amount, utcnow()):
         raise ServiceUnavailable(
             "the upload was abandoned by the server (no heartbeat); retry it",

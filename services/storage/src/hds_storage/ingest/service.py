@@ -68,6 +68,8 @@ Outcome = Literal["created", "existing"]
 # Per-part framing of multipart bodies is not plaintext; this much of Content-Length may
 # be overhead before the up-front reservation insists on it.
 _MULTIPART_SLACK = 256 * 1024
+# The first reservation ahead of an upload of unknown size; it doubles from there.
+_FIRST_RESERVATION_AHEAD = 1024 * 1024
 
 
 def normalise_date(value: str, field_name: str) -> str:
@@ -184,11 +186,17 @@ class UploadRun:
         await self._collect(evicted)
 
     async def before_bytes(self, count: int) -> None:
+        """Reserve before ``count`` more bytes are stored. Without Content-Length the
+        size is unknown: reserve ahead by as much as the upload has sent so far (at
+        least _FIRST_RESERVATION_AHEAD, at most the reservation step), so that the
+        reservations of concurrent small uploads stay near their sizes instead of a full
+        step each, while a large upload still needs few reservation round trips."""
         self.consumed += count
         if self.consumed > self.reserved:
             need = self.consumed - self.reserved
             step = self.state.settings.quota_reservation_step_bytes
-            await self._reserve(need=need, want=max(need, step))
+            ahead = min(step, max(self.consumed, _FIRST_RESERVATION_AHEAD))
+            await self._reserve(need=need, want=need + ahead)
 
     async def _beat(self) -> None:
         interval = self.state.settings.upload_heartbeat_seconds
