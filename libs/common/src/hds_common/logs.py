@@ -3,11 +3,38 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from typing import Any
 
 import structlog
 
-__all__ = ["configure_logging"]
+__all__ = ["EMAIL_REDACTED", "configure_logging", "redact_emails"]
+
+# E-mail addresses never reach a log line, whichever library writes it: in clear, or
+# percent-encoded in a URL's query string (``email=someone%40example.org``).
+_EMAIL = re.compile(r"[A-Za-z0-9._%+~-]+(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+", re.IGNORECASE)
+EMAIL_REDACTED = "[email]"
+# Libraries whose INFO lines carry request URLs (httpx: "HTTP Request: GET …?email=…");
+# our own access log covers the requests already, without query strings.
+_URL_LOGGERS = ("httpx", "httpcore")
+
+
+def redact_emails(value: Any) -> Any:
+    """``value`` with every e-mail address replaced, strings inside containers included."""
+    if isinstance(value, str):
+        return _EMAIL.sub(EMAIL_REDACTED, value) if ("@" in value or "%40" in value) else value
+    if isinstance(value, dict):
+        return {key: redact_emails(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact_emails(item) for item in value)
+    return value
+
+
+def _redact_processor(
+    _: object, __: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    return {key: redact_emails(value) for key, value in event_dict.items()}
 
 
 def configure_logging(service: str, *, level: str = "INFO", json: bool = True) -> None:
@@ -35,6 +62,7 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool = True) -
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            _redact_processor,
             renderer,
         ],
     )
@@ -45,6 +73,8 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool = True) -
     root.setLevel(level.upper())
     # uvicorn's access log duplicates our own request line, which carries the request id.
     logging.getLogger("uvicorn.access").disabled = True
+    for name in _URL_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
