@@ -30,16 +30,24 @@ PORT_OFFSETS = {"gateway": 0, "auth": 1, "codes": 2, "storage": 3, "dlx": 4}
 
 def _secret_file(path: Path) -> str:
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32))
     return path.read_text().strip()
 
 
+def _private_directory(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # A ./var from an earlier version may be world-readable: tighten it.
+    path.chmod(0o700)
+
+
 def suite_environment(var: Path, base_port: int, host: str) -> dict[str, str]:
+    """The suite's settings for ``var``; creates ``var`` and what lives in it, readable by
+    its owner only (0700 directories, 0600 files)."""
     keys = var / "keys"
-    keys.mkdir(parents=True, exist_ok=True)
-    (var / "blobs").mkdir(exist_ok=True)
-    (var / "outbox").mkdir(exist_ok=True)
+    for directory in (var, keys, var / "blobs", var / "outbox"):
+        _private_directory(directory)
     # The embedded default keeps its keys in files under var/keys (HDS_KEY_PROVIDER=file).
     grant_key = FileKeyProvider().x25519_private_key(str(keys / "storage-grant.key"))
     port = {name: base_port + offset for name, offset in PORT_OFFSETS.items()}
@@ -97,8 +105,10 @@ def main() -> None:
     parser.add_argument("--ready-timeout", type=float, default=60.0)
     args = parser.parse_args()
 
+    # Everything the suite writes under ./var (databases, keys, blobs, mails) and every
+    # process started here: readable by this user only.
+    os.umask(0o077)
     var: Path = args.var.resolve()
-    var.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         **suite_environment(var, args.base_port, args.host),

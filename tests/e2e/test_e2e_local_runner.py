@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -39,6 +40,8 @@ def test_local_suite_runs_publishes_and_stops(tmp_path: Path) -> None:
         ],
         cwd=tmp_path,
         env=env,
+        # The usual umask, under which files are created world-readable by default.
+        preexec_fn=lambda: os.umask(0o022),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -117,3 +120,9 @@ def test_local_suite_runs_publishes_and_stops(tmp_path: Path) -> None:
     while any(child.is_running() and child.status() != psutil.STATUS_ZOMBIE for child in children):
         assert time.monotonic() < deadline, "services still running after Ctrl-C"
         time.sleep(0.1)
+    # Databases, keys, blobs and mails are the owner's alone, whatever the umask.
+    modes = {
+        str(path.relative_to(tmp_path)): stat.S_IMODE(path.stat().st_mode)
+        for path in [tmp_path / "var", *(tmp_path / "var").rglob("*")]
+    }
+    assert {name: oct(mode) for name, mode in modes.items() if mode & 0o077} == {}

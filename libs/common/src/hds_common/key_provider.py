@@ -28,6 +28,7 @@ from typing import Literal, Protocol
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from hds_common.crypto import b64d, b64e, load_or_create_private_key
+from hds_common.files import private_directory
 
 __all__ = [
     "SECRET_SIZE",
@@ -70,7 +71,7 @@ class FileKeyProvider:
         path = Path(ref)
         if path.exists():
             return _read_secret(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_directory(path.parent)
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         secret = secrets.token_bytes(SECRET_SIZE)

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from hds_auth.config import Settings
 from hds_common.app import serve as serve_app
+from hds_common.files import private_directory
 from hds_common.logs import configure_logging
 
 if TYPE_CHECKING:
@@ -313,7 +314,7 @@ async def ensure_demo(settings: Settings, *, output: Path, email: str = DEMO_EMA
 
 
 def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)

@@ -15,6 +15,7 @@ from typing import Protocol
 import aiosmtplib
 
 from hds_auth.config import Settings
+from hds_common.files import private_directory
 
 __all__ = ["MailError", "Mailer", "OutboxMailer", "SmtpMailer", "build_message", "mailer_from"]
 
@@ -83,7 +84,7 @@ class OutboxMailer:
             raise MailError(f"writing to the outbox {self.directory} failed: {exc}") from exc
 
     def _write(self, message: EmailMessage) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_directory(self.directory)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         path = self.directory / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
         tmp = path.with_suffix(".tmp")

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from hds_auth.config import Settings
 from hds_common.crypto import b64e
+from hds_common.files import private_directory
 
 __all__ = [
     "RETIREMENT_GRACE_SECONDS",
@@ -189,7 +190,7 @@ class Keyring:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_directory(self.directory)
         created = now or dt.datetime.now(dt.UTC)
         tmp = self.directory / f".es256-{secrets.token_hex(8)}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

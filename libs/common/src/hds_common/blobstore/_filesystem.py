@@ -26,6 +26,7 @@ from hds_common.blobstore._base import (
     validate_prefix,
 )
 from hds_common.blobstore._errors import BlobNotFound, BlobStoreError
+from hds_common.files import private_directory
 
 __all__ = ["FilesystemBlobStore"]
 
@@ -179,7 +180,7 @@ class FilesystemBlobStore(BlobStore):
             _log.info("blobstore: removed %d stale temp file(s) in %s", removed, self._tmp)
 
     def _open_sync(self) -> int:
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        private_directory(self._tmp)
         cutoff = time.time() - self._stale_tmp_age
         removed = 0
         with os.scandir(self._tmp) as entries:
@@ -204,7 +205,7 @@ class FilesystemBlobStore(BlobStore):
     def _create_temp(self) -> _TempFile:
         # mkdir here too so that a store used without open() (or whose .tmp was
         # removed by an operator) still works.
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        private_directory(self._tmp)
         fd, name = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX, dir=self._tmp)
         return _TempFile(fd, name)
 
@@ -217,7 +218,7 @@ class FilesystemBlobStore(BlobStore):
         while parent != self._root and not parent.exists():
             missing.append(parent)
             parent = parent.parent
-        final.parent.mkdir(parents=True, exist_ok=True)
+        private_directory(final.parent)
         os.replace(tmp.path, final)
         _fsync_dir(final.parent)
         for directory in missing:

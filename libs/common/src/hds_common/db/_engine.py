@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -7,6 +9,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+
+from hds_common.files import private_directory
 
 
 def normalise_database_url(url: str) -> str:
@@ -21,10 +25,17 @@ def normalise_database_url(url: str) -> str:
 
 
 def ensure_sqlite_directory(url: str) -> None:
-    """The embedded default keeps its SQLite files under ./var, which may not exist yet."""
+    """The embedded default keeps its SQLite files under ./var, which may not exist yet.
+
+    A new directory is made 0700 and a new database file 0600 before SQLite opens it
+    (SQLite gives its journal and WAL files the mode of the database file): the
+    database holds e-mail addresses, sealed keys and password hashes."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(parsed.database)
+        private_directory(path.parent)
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
