@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -14,6 +15,13 @@ from hds_common.docs import docs_router
 from hds_common.errors import install_problem_handlers
 from hds_common.forwarded_client import ForwardedClientMiddleware
 from hds_common.observability import ReadinessCheck, RequestContextMiddleware, health_router
+from hds_common.serving import (
+    BodyLimitMiddleware,
+    ConcurrencyLimitMiddleware,
+    HttpLimits,
+    guarded_protocol,
+    raise_open_file_limit,
+)
 
 __all__ = ["create_service_app", "serve"]
 
@@ -29,6 +37,9 @@ def create_service_app(
     readiness: Callable[[FastAPI], Mapping[str, ReadinessCheck]] | None = None,
     openapi_url: str | None = "/openapi.json",
     gateway_secret: Callable[[], str] | None = None,
+    limits: HttpLimits | None = None,
+    body_limit: bool = True,
+    large_bodies: re.Pattern[str] | None = None,
 ) -> FastAPI:
     """A FastAPI app with problem+json errors, request ids, JSON access logs, metrics,
     ``/healthz`` and ``/readyz``. ``readiness`` lists the checks of ``/readyz``; it is
@@ -36,7 +47,13 @@ def create_service_app(
 
     ``gateway_secret`` (the internal secret) makes the app believe the client address the
     gateway vouches for (``hds_common.forwarded_client``); services behind the gateway
-    pass it, the gateway itself does not."""
+    pass it, the gateway itself does not.
+
+    ``limits`` bounds requests in flight and request bodies (hds_common.serving; every
+    service passes its settings' limits, stand-ins in tests may go without);
+    ``large_bodies`` matches the paths that stream large uploads and bound them
+    themselves, ``body_limit=False`` leaves body limits to the app altogether (the
+    gateway's are per route)."""
     app = FastAPI(
         title=title,
         description=description,
@@ -52,6 +69,17 @@ def create_service_app(
     registry = CollectorRegistry()
     app.state.metrics_registry = registry
     install_problem_handlers(app)
+    # Inside the request context: refusals get a request id, an access log line, a count.
+    if limits is not None:
+        if body_limit:
+            app.add_middleware(
+                BodyLimitMiddleware, limit=limits.max_body_bytes, exempt=large_bodies
+            )
+        app.add_middleware(
+            ConcurrencyLimitMiddleware,
+            limit=limits.max_concurrent_requests,
+            retry_after_seconds=limits.busy_retry_after_seconds,
+        )
     app.add_middleware(RequestContextMiddleware, service=service, registry=registry)
     if gateway_secret is not None:
         # Outside the request context, so the access log already shows the real client.
@@ -64,19 +92,23 @@ def create_service_app(
     return app
 
 
-def serve(factory: str, *, host: str, port: int) -> None:
-    """Run a service under uvicorn (uvloop, httptools, our JSON logging).
+def serve(factory: str, *, host: str, port: int, limits: HttpLimits) -> None:
+    """Run a service under uvicorn (uvloop, httptools with the header and body timeouts
+    and the connection limit of hds_common.serving, our JSON logging).
 
     uvicorn believes no ``X-Forwarded-*`` header from anyone: the gateway reads its
     trusted proxies' itself, and the services behind it believe only the client address
     the gateway vouches for (``create_service_app(gateway_secret=…)``)."""
+    max_connections = raise_open_file_limit(limits.max_connections)
     uvicorn.run(
         factory,
         factory=True,
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=guarded_protocol(limits, max_connections=max_connections),
+        timeout_keep_alive=limits.keepalive_timeout,
+        backlog=min(2048, max_connections),
         log_config=None,
         proxy_headers=False,
     )

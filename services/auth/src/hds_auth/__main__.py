@@ -31,6 +31,7 @@ from hds_auth.config import Settings
 from hds_common.app import serve as serve_app
 from hds_common.files import private_directory
 from hds_common.logs import configure_logging
+from hds_common.serving import HttpLimits
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -128,6 +129,7 @@ def serve(settings: Settings) -> int:
         "hds_auth.main:app_from_env",
         host=settings.host,
         port=settings.port,
+        limits=HttpLimits.from_settings(settings.suite),
     )
     return 0
 

@@ -26,6 +26,7 @@ from hds_common.db import create_engine, create_session_maker, ping_database
 from hds_common.http import internal_client
 from hds_common.logs import configure_logging
 from hds_common.observability import ReadinessCheck
+from hds_common.serving import HttpLimits
 from hds_common.tokens import StorageSessions, TokenVerifier
 
 log = structlog.get_logger("hds.auth")
@@ -137,6 +138,7 @@ def create_app(
         lifespan=lifespan,
         readiness=readiness,
         routers=build_routers(settings),
+        limits=HttpLimits.from_settings(settings.suite),
     )
     app.state.settings = settings
     app.state.transport = transport

@@ -8,6 +8,7 @@ import asyncio
 from hds_codes.config import Settings
 from hds_codes.db import migrate
 from hds_common.app import serve
+from hds_common.serving import HttpLimits
 
 
 def main() -> None:
@@ -22,6 +23,7 @@ def main() -> None:
         "hds_codes.main:app_from_env",
         host=settings.host,
         port=settings.port,
+        limits=HttpLimits.from_settings(settings.suite),
     )
 
 

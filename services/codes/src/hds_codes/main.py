@@ -23,6 +23,7 @@ from hds_common.http import internal_client
 from hds_common.key_provider import key_provider
 from hds_common.logs import configure_logging
 from hds_common.observability import ReadinessCheck
+from hds_common.serving import HttpLimits
 from hds_common.tokens import JwksClient, StorageSessions, TokenVerifier
 
 JWKS_PATH = "/.well-known/jwks.json"
@@ -103,6 +104,7 @@ def create_app(
         lifespan=lifespan,
         readiness=readiness,
         routers=ROUTERS,
+        limits=HttpLimits.from_settings(settings.suite),
     )
     app.state.settings = settings
     app.state.transport = transport

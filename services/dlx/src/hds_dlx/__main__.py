@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from hds_common.app import serve
+from hds_common.serving import HttpLimits
 from hds_dlx.config import Settings
 
 
@@ -17,6 +18,7 @@ def main() -> None:
         "hds_dlx.main:app_from_env",
         host=settings.host,
         port=settings.port,
+        limits=HttpLimits.from_settings(settings.suite),
     )
 
 

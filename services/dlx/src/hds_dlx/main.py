@@ -13,6 +13,7 @@ from hds_common.app import create_service_app
 from hds_common.http import internal_client
 from hds_common.logs import configure_logging
 from hds_common.observability import ReadinessCheck
+from hds_common.serving import HttpLimits
 from hds_common.tokens import JwksClient, KeySource, StorageSessions, TokenVerifier
 from hds_dlx.api import routers
 from hds_dlx.config import Settings
@@ -122,6 +123,7 @@ def create_app(
         lifespan=lifespan,
         readiness=readiness,
         routers=routers,
+        limits=HttpLimits.from_settings(settings.suite),
     )
     install_handlers(app)
     install_openapi(app)

@@ -16,6 +16,7 @@ from hds_common.docs import docs_router
 from hds_common.logs import configure_logging
 from hds_common.observability import ReadinessCheck
 from hds_common.request_context import REQUEST_ID_HEADER
+from hds_common.serving import HttpLimits
 from hds_common.tokens import JwksClient, TokenVerifier
 from hds_gateway.api import DLX_HEADER, portal_router, proxy_router
 from hds_gateway.config import Settings
@@ -157,6 +158,9 @@ def create_app(
             docs_router(openapi_url="/openapi.json", title="HDS suite API"),
             proxy_router,
         ],
+        limits=HttpLimits.from_settings(settings.suite),
+        # Body limits per route (ordinary calls, uploads) are the proxy's own.
+        body_limit=False,
     )
     if settings.cors_origins:
         app.add_middleware(

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 
 from hds_common.app import serve
+from hds_common.serving import HttpLimits
 from hds_storage.config import Settings
 from hds_storage.db import migrate
 
@@ -61,6 +62,7 @@ def main() -> None:
         "hds_storage.main:app_from_env",
         host=settings.host,
         port=settings.port,
+        limits=HttpLimits.from_settings(settings.suite),
     )
 
 

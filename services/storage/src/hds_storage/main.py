@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -19,6 +20,7 @@ from hds_common.http import internal_client
 from hds_common.key_provider import key_provider
 from hds_common.logs import configure_logging
 from hds_common.observability import ReadinessCheck
+from hds_common.serving import HttpLimits
 from hds_common.tokens import JwksClient, KeySource, TokenVerifier
 from hds_storage.api import internal, public
 from hds_storage.codes_client import CodesClient
@@ -31,6 +33,9 @@ from hds_storage.key_sessions.repository import KeySessionRepository
 from hds_storage.keys import grant_public_key
 from hds_storage.retention import retire_expired_packages
 from hds_storage.state import StorageState
+
+# The upload routes: their bodies stream to the blob store, bounded by the quota.
+INGEST_PATHS = re.compile(r"/storage/v1/packages/[^/]+/(instances|documents)")
 
 __all__ = ["app_from_env", "create_app", "lifespan"]
 
@@ -192,6 +197,9 @@ def create_app(
         lifespan=lifespan,
         readiness=readiness,
         routers=[public.router, internal.router, key_sessions.router],
+        limits=HttpLimits.from_settings(settings.suite),
+        # Uploads stream to the blob store and are bounded by the quota reservation.
+        large_bodies=INGEST_PATHS,
     )
     app.state.settings = settings
     app.state.transport = transport
