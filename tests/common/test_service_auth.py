@@ -31,6 +31,9 @@ REJECTED = {
     "other secret": lambda: mint_service_token("another-secret", "dlx"),
     "caller renamed": lambda: mint_service_token(SECRET, "dlx").replace("dlx", "auth"),
     "expired": lambda: mint_service_token(SECRET, "dlx", now=time.time() - 3600),
+    # Headers arrive decoded as latin-1; compare_digest refuses non-ASCII strings.
+    "non-ASCII MAC": lambda: "v1.dlx.9999999999.\u00e9\u00e9",
+    "non-ASCII caller": lambda: mint_service_token(SECRET, "dlx").replace("dlx", "d\u00e9x"),
 }
 
 

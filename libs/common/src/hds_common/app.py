@@ -14,7 +14,12 @@ from prometheus_client import CollectorRegistry
 from hds_common.docs import docs_router
 from hds_common.errors import install_problem_handlers
 from hds_common.forwarded_client import ForwardedClientMiddleware
-from hds_common.observability import ReadinessCheck, RequestContextMiddleware, health_router
+from hds_common.observability import (
+    MetricsAccess,
+    ReadinessCheck,
+    RequestContextMiddleware,
+    health_router,
+)
 from hds_common.serving import (
     BodyLimitMiddleware,
     ConcurrencyLimitMiddleware,
@@ -40,6 +45,7 @@ def create_service_app(
     limits: HttpLimits | None = None,
     body_limit: bool = True,
     large_bodies: re.Pattern[str] | None = None,
+    metrics_access: MetricsAccess | None = None,
 ) -> FastAPI:
     """A FastAPI app with problem+json errors, request ids, JSON access logs, metrics,
     ``/healthz`` and ``/readyz``. ``readiness`` lists the checks of ``/readyz``; it is
@@ -53,7 +59,7 @@ def create_service_app(
     service passes its settings' limits, stand-ins in tests may go without);
     ``large_bodies`` matches the paths that stream large uploads and bound them
     themselves, ``body_limit=False`` leaves body limits to the app altogether (the
-    gateway's are per route)."""
+    gateway's are per route). ``metrics_access`` guards ``/metrics`` (raises to refuse)."""
     app = FastAPI(
         title=title,
         description=description,
@@ -85,7 +91,11 @@ def create_service_app(
         # Outside the request context, so the access log already shows the real client.
         app.add_middleware(ForwardedClientMiddleware, secret=gateway_secret)
     app.include_router(
-        health_router(lambda: readiness(app) if readiness else {}, registry=registry)
+        health_router(
+            lambda: readiness(app) if readiness else {},
+            registry=registry,
+            metrics_access=metrics_access,
+        )
     )
     for router in routers:
         app.include_router(router)

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -29,9 +29,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hds_common.errors import PROBLEM_CONTENT_TYPE, problem_type
 from hds_common.request_context import request_id_var
 
-__all__ = ["ReadinessCheck", "RequestContextMiddleware", "health_router", "redact_path"]
+__all__ = [
+    "MetricsAccess",
+    "ReadinessCheck",
+    "RequestContextMiddleware",
+    "health_router",
+    "redact_path",
+]
 
 ReadinessCheck = Callable[[], Awaitable[None]]
+# Decides who may read /metrics: returns to allow, raises a ProblemError to refuse.
+MetricsAccess = Callable[[Request], Awaitable[None]]
 
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 access_log = structlog.get_logger("hds.access")
@@ -157,6 +165,7 @@ def health_router(
     registry: CollectorRegistry,
     *,
     check_timeout: float = 3.0,
+    metrics_access: MetricsAccess | None = None,
 ) -> APIRouter:
     """``/healthz`` (the process answers), ``/readyz`` (dependencies answer), ``/metrics``."""
     router = APIRouter(tags=["operations"])
@@ -190,7 +199,9 @@ def health_router(
         )
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        if metrics_access is not None:
+            await metrics_access(request)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router

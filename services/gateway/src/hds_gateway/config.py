@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from hds_common.settings import SuiteSettings
@@ -68,9 +68,15 @@ class Settings(BaseSettings):
     rate_limit_api_per_address: int = Field(default=1200, ge=0)
     rate_limit_api_per_subject: int = Field(default=600, ge=0)
 
+    # Who may read the gateway's /metrics (everyone else gets 403): a scraper presenting
+    # this token as "Authorization: Bearer …", or a client address (after
+    # HDS_GATEWAY_TRUSTED_PROXIES) in these IPs/CIDRs. Neither set: nobody.
+    metrics_token: SecretStr = Field(default=SecretStr(""))
+    metrics_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     suite: SuiteSettings = Field(default_factory=SuiteSettings)
 
-    @field_validator("cors_origins", "trusted_proxies", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", "metrics_allow_ips", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):

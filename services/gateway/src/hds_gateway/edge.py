@@ -3,7 +3,8 @@ token verification, and the hand-over to the streaming proxy."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hmac
+from dataclasses import dataclass, field
 from typing import Annotated
 from urllib.parse import quote
 
@@ -11,6 +12,7 @@ import httpx
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 
+from hds_common.errors import Forbidden
 from hds_common.forwarded_client import mint_client_assertion
 from hds_common.request_context import current_request_id
 from hds_common.tokens import TokenClaims, TokenVerifier, bearer_token
@@ -42,6 +44,7 @@ class Gateway:
     redis: Redis | None
     trusted: TrustedProxies
     openapi: OpenApiMerger
+    metrics_clients: TrustedProxies = field(default_factory=lambda: TrustedProxies(()))
 
     def origin(self, request: Request) -> ClientOrigin:
         client = request.scope.get("client")
@@ -82,6 +85,23 @@ class Gateway:
             f"{rate_class}:subject:{subject}",
             limit=limit,
             window=self.settings.rate_limit_window_seconds,
+        )
+
+    async def authorize_metrics(self, request: Request) -> None:
+        """``/metrics`` names routes, rates and upstream failures: only for the configured
+        scrapers (a bearer token, or an allowed client address); 403 for anyone else."""
+        token = self.settings.metrics_token.get_secret_value()
+        scheme, _, presented = (request.headers.get("authorization") or "").partition(" ")
+        if (
+            token
+            and scheme.lower() == "bearer"
+            and hmac.compare_digest(presented.strip().encode(), token.encode())
+        ):
+            return
+        if self.origin(request).address in self.metrics_clients:
+            return
+        raise Forbidden(
+            "metrics are served to the configured scrapers only", slug="metrics-forbidden"
         )
 
     async def authenticate(self, request: Request, *, audience: str) -> TokenClaims:

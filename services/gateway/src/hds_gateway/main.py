@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from redis.asyncio import Redis
 from starlette.middleware.cors import CORSMiddleware
 
@@ -99,6 +99,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             limiter=limiter,
             redis=redis,
             trusted=TrustedProxies(settings.trusted_proxies),
+            metrics_clients=TrustedProxies(settings.metrics_allow_ips),
             openapi=OpenApiMerger(clients, cache_seconds=settings.openapi_cache_seconds),
         )
         yield
@@ -133,6 +134,11 @@ def readiness(app: FastAPI) -> Mapping[str, ReadinessCheck]:
     return checks
 
 
+async def metrics_access(request: Request) -> None:
+    gateway: Gateway = request.app.state.gateway
+    await gateway.authorize_metrics(request)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -161,6 +167,7 @@ def create_app(
         limits=HttpLimits.from_settings(settings.suite),
         # Body limits per route (ordinary calls, uploads) are the proxy's own.
         body_limit=False,
+        metrics_access=metrics_access,
     )
     if settings.cors_origins:
         app.add_middleware(
