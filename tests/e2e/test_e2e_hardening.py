@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import resource
 import selectors
 import socket
 import subprocess
@@ -33,16 +34,25 @@ GIB = 1024 * 1024 * 1024
 
 
 @contextmanager
-def extra_gateway(suite: RunningSuite, **settings: str) -> Iterator[str]:
-    """One more gateway process in front of the suite's services, with ``settings``."""
+def extra_gateway(
+    suite: RunningSuite, *, open_files: int | None = None, **settings: str
+) -> Iterator[str]:
+    """One more gateway process in front of the suite's services, with ``settings``
+    (and, if given, a hard limit of ``open_files`` descriptors, as many hosts have)."""
     port = free_port()
     env = {**suite.env, "HDS_GATEWAY_PORT": str(port), **settings}
     log = (suite.var / f"gateway-{port}.log").open("ab")
+
+    def limit_open_files() -> None:
+        if open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
     process = subprocess.Popen(
         [sys.executable, "-m", "hds_gateway", "serve"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        preexec_fn=limit_open_files,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -334,6 +344,22 @@ def test_connections_that_never_finish_their_headers_are_closed(suite: RunningSu
         closed = _closed_within(slow, timeout + 20)
 
         assert len(closed) == len(slow)
+        assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+
+
+def test_slow_connections_beyond_the_open_file_limit_do_not_stop_healthz(
+    suite: RunningSuite,
+) -> None:
+    """1,100 incomplete connections against a process allowed 1,024 open files: accept
+    would fail, so the connection limit follows the file limit and sheds the waiting."""
+    with (
+        extra_gateway(suite, open_files=1024, HDS_HTTP_HEADER_TIMEOUT_SECONDS="60") as url,
+        _connections(_port(url), 1100, INCOMPLETE_HEADERS) as slow,
+    ):
+        health = httpx.get(f"{url}/healthz", timeout=5)
+        assert health.status_code == 200
+        shed = _closed_within(slow, 5)
+        assert len(shed) >= 1100 - 1024
         assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
 
 
