@@ -419,6 +419,29 @@ def _held_requests(port: int, count: int) -> list[socket.socket]:
     ]
 
 
+def test_a_request_body_that_stalls_is_closed(suite: RunningSuite) -> None:
+    """Slow POST: headers complete, then a body that stops arriving; a body that keeps
+    arriving, slowly, is not cut."""
+    with extra_gateway(suite, HDS_HTTP_BODY_IDLE_TIMEOUT_SECONDS="2") as url:
+        (stalled,) = _held_requests(_port(url), 1)
+        trickling = _open(
+            _port(url),
+            b"POST /auth/v1/login HTTP/1.1\r\nHost: gateway\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 8\r\n\r\n",
+        )
+        try:
+            for byte in b'{"a": 1}'[:-1]:
+                trickling.sendall(bytes([byte]))
+                time.sleep(0.5)
+            assert _closed_within([stalled], 10) == {stalled}
+            trickling.sendall(b"}")
+            answer = trickling.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 422"), answer
+        finally:
+            stalled.close()
+            trickling.close()
+
+
 def test_requests_beyond_the_concurrency_limit_get_503(suite: RunningSuite) -> None:
     with extra_gateway(suite, HDS_HTTP_MAX_CONCURRENT_REQUESTS="4") as url:
         held = _held_requests(_port(url), 4)

@@ -6,7 +6,9 @@ thousand half-open sockets (slowloris) exhaust the process. Here:
 
 * the HTTP protocol closes a connection that has not sent complete request headers within
   ``header_timeout`` seconds, counted from its opening or from the end of its previous
-  response;
+  response, and one whose request body stalls: no byte for ``body_idle_timeout`` seconds
+  while the server is reading (a paused read, or a client waiting for 100-continue,
+  does not count);
 * beyond ``max_connections`` open connections, the oldest one still waiting for headers
   (or idle between requests) is dropped to make room; when every connection is busy with a
   request, the newcomer gets a 503 and is closed;
@@ -55,6 +57,7 @@ _SPARE_DESCRIPTORS = 256
 @dataclass(frozen=True, slots=True)
 class HttpLimits:
     header_timeout: float = 10.0
+    body_idle_timeout: float = 60.0
     keepalive_timeout: int = 5
     max_connections: int = 4096
     max_concurrent_requests: int = 1024
@@ -65,6 +68,7 @@ class HttpLimits:
     def from_settings(cls, suite: SuiteSettings) -> HttpLimits:
         return cls(
             header_timeout=suite.http_header_timeout_seconds,
+            body_idle_timeout=suite.http_body_idle_timeout_seconds,
             keepalive_timeout=suite.http_keepalive_timeout_seconds,
             max_connections=suite.http_max_connections,
             max_concurrent_requests=suite.http_max_concurrent_requests,
@@ -125,6 +129,8 @@ def guarded_protocol(limits: HttpLimits, *, max_connections: int) -> type[HttpTo
         # first: the ones dropped when the limit is reached.
         waiting: ClassVar[dict[GuardedHttpToolsProtocol, None]] = {}
         _header_timer: asyncio.TimerHandle | None = None
+        _body_timer: asyncio.TimerHandle | None = None
+        _body_seen_at = 0.0
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)  # type: ignore[arg-type]
@@ -140,11 +146,23 @@ def guarded_protocol(limits: HttpLimits, *, max_connections: int) -> type[HttpTo
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._headers_arrived()
+            self._body_arrived()
             super().connection_lost(exc)
 
         def on_headers_complete(self) -> None:
             self._headers_arrived()
             super().on_headers_complete()
+            # Cancelled at once by on_message_complete when there is no body.
+            self._await_body()
+
+        def on_body(self, body: bytes) -> None:
+            super().on_body(body)
+            # No new timer per chunk: the running one looks at this when it fires.
+            self._body_seen_at = self.loop.time()
+
+        def on_message_complete(self) -> None:
+            self._body_arrived()
+            super().on_message_complete()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
@@ -164,8 +182,34 @@ def guarded_protocol(limits: HttpLimits, *, max_connections: int) -> type[HttpTo
                 self._header_timer.cancel()
                 self._header_timer = None
 
+        def _await_body(self) -> None:
+            self._body_arrived()
+            self._body_seen_at = self.loop.time()
+            self._body_timer = self.loop.call_later(limits.body_idle_timeout, self._body_stalled)
+
+        def _body_arrived(self) -> None:
+            if self._body_timer is not None:
+                self._body_timer.cancel()
+                self._body_timer = None
+
+        def _body_stalled(self) -> None:
+            self._body_timer = None
+            cycle = self.cycle
+            if self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue):
+                # The server is not asking for bytes: the client is not late.
+                self._await_body()
+                return
+            idle = self.loop.time() - self._body_seen_at
+            if idle < limits.body_idle_timeout:
+                self._body_timer = self.loop.call_later(
+                    limits.body_idle_timeout - idle, self._body_stalled
+                )
+                return
+            self._drop()
+
         def _drop(self) -> None:
             self._headers_arrived()
+            self._body_arrived()
             if not self.transport.is_closing():
                 self.transport.close()
 

@@ -39,12 +39,14 @@ class SuiteSettings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
 
     # Every service port (hds_common.serving): a connection must send complete request
-    # headers within the header timeout (slowloris), idle keep-alive connections close
+    # headers within the header timeout (slowloris) and may not leave its body idle
+    # longer than the body idle timeout (slow POST), idle keep-alive connections close
     # after the keep-alive timeout (keep it above the gateway's upstream keep-alive),
     # connections beyond the limit shed the waiting ones first, requests in flight beyond
     # theirs get 503, and bodies beyond the body limit 413 (large uploads are bounded by
     # their own routes: the gateway's ingest limit and storage's quota).
     http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_body_idle_timeout_seconds: float = Field(default=60.0, gt=0)
     http_keepalive_timeout_seconds: int = Field(default=5, ge=1)
     http_max_connections: int = Field(default=4096, ge=1)
     http_max_concurrent_requests: int = Field(default=1024, ge=1)
