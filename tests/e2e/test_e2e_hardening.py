@@ -63,9 +63,10 @@ def extra_gateway(
         log.close()
 
 
-def new_institution(suite: RunningSuite) -> str:
-    """A new activated institution with the default quota (1 GiB); its e-mail address."""
-    email = f"institution-{uuid.uuid4().hex[:8]}@example.org"
+def new_institution(suite: RunningSuite, *, quota_bytes: int) -> str:
+    """A new activated institution with a quota (institutions have none by default),
+    created by an administrator through the gateway; its e-mail address."""
+    admin = f"admin-{uuid.uuid4().hex[:8]}@example.org"
     subprocess.run(
         [
             sys.executable,
@@ -73,17 +74,33 @@ def new_institution(suite: RunningSuite) -> str:
             "hds_auth",
             "create-account",
             "--email",
-            email,
+            admin,
             "--password",
             PASSWORD,
             "--role",
-            "institution",
+            "admin",
             "--activated",
         ],
         env=suite.env,
         check=True,
         capture_output=True,
     )
+    email = f"institution-{uuid.uuid4().hex[:8]}@example.org"
+    with httpx.Client(base_url=suite.gateway_url, timeout=60) as client:
+        login = client.post("/auth/v1/login", json={"email": admin, "password": PASSWORD})
+        assert login.status_code == 200, login.text
+        created = client.post(
+            "/auth/v1/admin/accounts",
+            json={
+                "email": email,
+                "password": PASSWORD,
+                "role": "institution",
+                "activated": True,
+                "quota_bytes": quota_bytes,
+            },
+            headers={"Authorization": f"Bearer {login.json()['access_token']}"},
+        )
+        assert created.status_code == 201, created.text
     return email
 
 
@@ -99,7 +116,7 @@ async def _pieces(data: bytes, size: int = 16 * 1024) -> AsyncIterator[bytes]:
 async def test_concurrent_chunked_uploads_into_an_empty_account_all_succeed(
     suite: RunningSuite,
 ) -> None:
-    email = new_institution(suite)
+    email = new_institution(suite, quota_bytes=GIB)
     files = [
         make_dicom(
             patient_id="CHUNK-1",
