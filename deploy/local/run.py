@@ -129,7 +129,7 @@ def main() -> None:
 
     processes: dict[str, subprocess.Popen[bytes]] = {}
 
-    def stop(*_: object) -> None:
+    def stop_services() -> None:
         for process in processes.values():
             if process.poll() is None:
                 process.terminate()
@@ -139,6 +139,9 @@ def main() -> None:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
+
+    def stop(*_: object) -> None:
+        stop_services()
         raise SystemExit(0)
 
     signal.signal(signal.SIGINT, stop)
@@ -147,7 +150,12 @@ def main() -> None:
         processes[name] = subprocess.Popen([python, "-m", f"hds_{name}", "serve"], env=env)
 
     gateway = env["HDS_PUBLIC_BASE_URL"]
-    readiness = wait_ready(f"{gateway}/readyz", args.ready_timeout, processes)
+    try:
+        readiness = wait_ready(f"{gateway}/readyz", args.ready_timeout, processes)
+    except SystemExit:
+        # Not ready in time: take the services down too instead of leaving them running.
+        stop_services()
+        raise
     credentials = json.loads(credentials_file.read_text())
     print(
         "\nHDS suite is running.\n"

@@ -195,7 +195,10 @@ def test_no_e_mail_address_reaches_a_log(suite: RunningSuite, tmp_path: Path) ->
     address in the query string; neither that nor anything else logs an address."""
     client = httpx.Client(base_url=suite.gateway_url, timeout=60)
     sharer_email, sharer = register(client, suite, "patient")
-    recipient_email, _ = register(client, suite, "referrer")
+    recipient_email, recipient = register(client, suite, "referrer")
+    # Shares are off for new accounts; the recipient allows them first.
+    allowed = client.patch("/auth/v1/me/settings", json={"accept_shares": True}, headers=recipient)
+    assert allowed.status_code == 200, allowed.text
     study = make_study(2, series=1, patient_name="Log^Lena", patient_id="LOG-1", seed=31)
     write_study(tmp_path / "study", study)
     code = publish(suite, tmp_path / "study", "19750612")["code"]
