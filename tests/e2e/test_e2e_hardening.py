@@ -64,43 +64,20 @@ def extra_gateway(
 
 
 def new_institution(suite: RunningSuite, *, quota_bytes: int) -> str:
-    """A new activated institution with a quota (institutions have none by default),
-    created by an administrator through the gateway; its e-mail address."""
-    admin = f"admin-{uuid.uuid4().hex[:8]}@example.org"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hds_auth",
-            "create-account",
-            "--email",
-            admin,
-            "--password",
-            PASSWORD,
-            "--role",
-            "admin",
-            "--activated",
-        ],
-        env=suite.env,
-        check=True,
-        capture_output=True,
-    )
+    """A new institution with a quota (institutions have none by default), invited by
+    the operator and onboarded through the gateway; its e-mail address."""
     email = f"institution-{uuid.uuid4().hex[:8]}@example.org"
-    with httpx.Client(base_url=suite.gateway_url, timeout=60) as client:
-        login = client.post("/auth/v1/login", json={"email": admin, "password": PASSWORD})
-        assert login.status_code == 200, login.text
-        created = client.post(
-            "/auth/v1/admin/accounts",
-            json={
-                "email": email,
-                "password": PASSWORD,
-                "role": "institution",
-                "activated": True,
-                "quota_bytes": quota_bytes,
-            },
-            headers={"Authorization": f"Bearer {login.json()['access_token']}"},
-        )
-        assert created.status_code == 201, created.text
+    invited = suite.command(
+        "hds_auth", "invite", "--email", email, "--role", "institution",
+        "--quota-bytes", str(quota_bytes),
+    )  # fmt: skip
+    assert invited.returncode == 0, invited.stderr
+    accepted = httpx.post(
+        f"{suite.gateway_url}/auth/v1/invitation/accept",
+        json={"token": suite.invitation_token(email), "password": PASSWORD},
+        timeout=60,
+    )
+    assert accepted.status_code == 201, accepted.text
     return email
 
 
