@@ -74,11 +74,11 @@ async def test_internal_client_sends_service_token_and_request_id() -> None:
 
 async def test_internal_clients_drop_idle_connections_before_the_servers_do() -> None:
     """A pooled connection kept as long as the server keeps it races the server's close."""
-    import uvicorn
-
     from hds_common.http import INTERNAL_KEEPALIVE_SECONDS, internal_client
+    from hds_common.settings import SuiteSettings
 
-    server_keepalive = uvicorn.Config(app=None).timeout_keep_alive  # type: ignore[arg-type]
+    # The services' keep-alive timeout (HDS_HTTP_KEEPALIVE_TIMEOUT_SECONDS), by default.
+    server_keepalive = SuiteSettings.model_fields["http_keepalive_timeout_seconds"].default
     client = internal_client("http://127.0.0.1:1", service="test", secret="s" * 32)
     try:
         pool = client._transport._pool  # type: ignore[attr-defined]

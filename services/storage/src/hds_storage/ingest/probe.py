@@ -27,9 +27,9 @@ at least one page; the parse runs in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import io
 import re
-import sys
 import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -100,13 +100,24 @@ _REQUIRED_META = (0x0001, 0x0002, 0x0003, 0x0010, 0x0012)
 _META_UIDS = (0x0002, 0x0003, 0x0010, 0x0012)
 
 
+_parser_loaded = asyncio.Event()
+_parser_loading = asyncio.Lock()
+
+
 async def load_dicom_parser() -> None:
     """Import pydicom (with numpy, its data dictionaries, ...) in a worker thread.
 
     Only ingest parses DICOM, so a process that only serves downloads never loads it
-    (tens of MB of resident memory); the first upload imports it off the event loop."""
-    if "pydicom.filereader" not in sys.modules:
-        await asyncio.to_thread(__import__, "pydicom.filereader")
+    (tens of MB of resident memory); the first upload imports it off the event loop.
+    Every other upload waits until that import has *finished*: a module shows in
+    ``sys.modules`` as soon as its import starts, and parsing with a half-initialised
+    pydicom failed with AttributeError when the first uploads arrived together."""
+    if _parser_loaded.is_set():
+        return
+    async with _parser_loading:
+        if not _parser_loaded.is_set():
+            await asyncio.to_thread(importlib.import_module, "pydicom.filereader")
+            _parser_loaded.set()
 
 
 def not_accepted(label: str, index: int, reason: str) -> UnsupportedMediaType:
