@@ -138,19 +138,6 @@ def _bytes(value: Any) -> bytes | None:
 
 
 def _decodings(word: bytes) -> list[bytes]:
-    decoded = []
-    try:
-        decoded.append(b64d(word))
-    except ValueError:
-        pass
-    try:
-        decoded.append(bytes.fromhex(word.decode("ascii")))
-    except (ValueError, UnicodeDecodeError):
-        pass
-    return decoded
-
-
-def _decodings(word: bytes) -> list[bytes]:
     """A word of a file read as base64url and as hex, where it is either."""
     decoded = []
     try:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hds_auth import repository
 from hds_auth.deps import Runtime
-from hds_auth.mail import MailError, build_message
+from hds_auth.mail import send_or_log
 from hds_auth.models import Account, Invitation
 from hds_auth.opaque_tokens import hash_secret, new_secret_token, parse_secret_token, secret_matches
 from hds_auth.passwords import check_password_policy
@@ -198,18 +198,15 @@ async def _new_link_and_mail(
         "an administrator, ever sees it or your password.\n\n"
         "If you did not expect this invitation, ignore this mail.\n"
     )
-    message = build_message(
+    return await send_or_log(
+        runtime.mailer,
         sender=settings.mail_from,
         to=invitation.email,
         subject="Your invitation to HDS",
         text=text,
+        event="invitation_mail_failed",
+        invitation_id=str(invitation.id),
     )
-    try:
-        await runtime.mailer.send(message)
-    except MailError as exc:
-        log.error("invitation_mail_failed", invitation_id=str(invitation.id), error=str(exc))
-        return False
-    return True
 
 
 def _invalid() -> BadRequest:

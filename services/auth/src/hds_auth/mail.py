@@ -13,11 +13,22 @@ from pathlib import Path
 from typing import Protocol
 
 import aiosmtplib
+import structlog
 
 from hds_auth.config import Settings
 from hds_common.files import private_directory
 
-__all__ = ["MailError", "Mailer", "OutboxMailer", "SmtpMailer", "build_message", "mailer_from"]
+__all__ = [
+    "MailError",
+    "Mailer",
+    "OutboxMailer",
+    "SmtpMailer",
+    "build_message",
+    "mailer_from",
+    "send_or_log",
+]
+
+log = structlog.get_logger("hds.auth.mail")
 
 
 class MailError(Exception):
@@ -26,6 +37,19 @@ class MailError(Exception):
 
 class Mailer(Protocol):
     async def send(self, message: EmailMessage) -> None: ...
+
+
+async def send_or_log(
+    mailer: Mailer, *, sender: str, to: str, subject: str, text: str, event: str, **context: str
+) -> bool:
+    """Send a mail whose failure must not fail the request: logged as ``event`` (with
+    ``context``, never the address), and False."""
+    try:
+        await mailer.send(build_message(sender=sender, to=to, subject=subject, text=text))
+    except MailError as exc:
+        log.error(event, error=str(exc), **context)
+        return False
+    return True
 
 
 def build_message(*, sender: str, to: str, subject: str, text: str) -> EmailMessage:

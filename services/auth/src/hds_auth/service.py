@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hds_auth import repository
 from hds_auth.deps import Runtime
-from hds_auth.mail import MailError, build_message
+from hds_auth.mail import MailError, build_message, send_or_log
 from hds_auth.models import Account, ActivationToken
 from hds_auth.opaque_tokens import hash_secret, new_secret_token, parse_secret_token, secret_matches
 from hds_auth.passwords import check_password_policy
@@ -275,18 +275,14 @@ async def _send_registration_notice(
         "Someone, perhaps you, tried to register a new HDS account with this e-mail "
         f"address.\n\n{situation}\n\nIf it was not you, you need not do anything.\n"
     )
-    message = build_message(
+    return await send_or_log(
+        runtime.mailer,
         sender=runtime.settings.mail_from,
         to=email,
         subject="Someone tried to register with your address",
         text=text,
+        event="registration_notice_failed",
     )
-    try:
-        await runtime.mailer.send(message)
-    except MailError as exc:
-        log.error("registration_notice_failed", error=str(exc))
-        return False
-    return True
 
 
 async def send_activation(
@@ -318,18 +314,15 @@ async def send_activation(
         f"The link works once and expires in {validity}. If you did not register, "
         "ignore this mail.\n"
     )
-    message = build_message(
+    return await send_or_log(
+        runtime.mailer,
         sender=settings.mail_from,
         to=account.email,
         subject="Activate your HDS account",
         text=text,
+        event="activation_mail_failed",
+        account_id=str(account.id),
     )
-    try:
-        await runtime.mailer.send(message)
-    except MailError as exc:
-        log.error("activation_mail_failed", account_id=str(account.id), error=str(exc))
-        return False
-    return True
 
 
 async def activate(session: AsyncSession, token: str) -> Account:
