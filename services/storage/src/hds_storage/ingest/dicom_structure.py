@@ -73,10 +73,7 @@ def describe_tag(tag: int) -> str:
     from pydicom.datadict import keyword_for_tag
 
     number = f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
-    try:
-        keyword = keyword_for_tag(tag)
-    except Exception:  # pragma: no cover - pydicom answers "" for unknown tags
-        keyword = ""
+    keyword = keyword_for_tag(tag)  # "" for private and unknown tags
     return f"{keyword} {number}" if keyword else number
 
 
