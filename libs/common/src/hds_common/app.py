@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
@@ -27,8 +28,9 @@ from hds_common.serving import (
     guarded_protocol,
     raise_open_file_limit,
 )
+from hds_common.settings import ServiceSettings
 
-__all__ = ["create_service_app", "serve"]
+__all__ = ["create_service_app", "serve", "service_main"]
 
 
 def create_service_app(
@@ -122,3 +124,35 @@ def serve(factory: str, *, host: str, port: int, limits: HttpLimits) -> None:
         log_config=None,
         proxy_headers=False,
     )
+
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+
+def service_main(
+    prog: str,
+    factory: str,
+    settings: Callable[[], SettingsT],
+    commands: Mapping[str, tuple[str, Callable[[SettingsT], None]]] | None = None,
+) -> None:
+    """``python -m <prog> serve|<command>``: ``serve`` runs ``factory`` on the settings'
+    host and port under the suite's HTTP limits; each other command is ``name: (help,
+    run)`` and runs with the settings."""
+    commands = dict(commands or {})
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument(
+        "command",
+        choices=["serve", *commands],
+        help="; ".join(["serve: run the API", *(f"{n}: {h}" for n, (h, _) in commands.items())]),
+    )
+    args = parser.parse_args()
+    loaded = settings()
+    if args.command == "serve":
+        serve(
+            factory,
+            host=loaded.host,
+            port=loaded.port,
+            limits=HttpLimits.from_settings(loaded.suite),
+        )
+        return
+    commands[args.command][1](loaded)

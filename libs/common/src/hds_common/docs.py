@@ -63,7 +63,7 @@ def docs_router(*, openapi_url: str, title: str) -> APIRouter:
     async def asset(name: str) -> FileResponse:
         media_type = _ASSETS.get(name)
         if media_type is None:  # only the known files, never a path below the folder
-            raise NotFound("no such documentation asset", slug="not-found")
+            raise NotFound("no such documentation asset")
         return FileResponse(_asset_path(name), media_type=media_type, headers=_CACHE)
 
     return router

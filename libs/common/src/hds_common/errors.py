@@ -21,10 +21,17 @@ Every error answer is ``application/problem+json`` with a ``type`` of the form
 ``urn:hds:problem:<slug>`` that clients may switch on, the request id, and never a
 stack trace: unhandled exceptions are logged with their trace and answered with a
 generic 500.
+
+Each service names its own answers in its ``errors.py``: a subclass per problem type, with
+its ``slug``, ``title`` and (through its base) ``status``. Routes raise those classes and
+document them with :func:`problem_responses`, so the OpenAPI document lists exactly the
+problem types a route can answer. The classes below that are not a bare status are shared
+by two services or more.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -34,6 +41,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hds_common.logs import redact_path
 from hds_common.request_context import current_request_id
 
 __all__ = [
@@ -44,9 +52,12 @@ __all__ = [
     "Forbidden",
     "GatewayTimeout",
     "InsufficientStorage",
+    "InvalidToken",
+    "MissingToken",
     "NotFound",
     "PayloadTooLarge",
     "ProblemError",
+    "ServiceTokenInvalid",
     "ServiceUnavailable",
     "TooManyRequests",
     "Unauthorized",
@@ -54,6 +65,7 @@ __all__ = [
     "UnsupportedMediaType",
     "install_problem_handlers",
     "problem_response",
+    "problem_responses",
     "problem_type",
 ]
 
@@ -223,6 +235,74 @@ class InsufficientStorage(ProblemError):
     title = "Storage quota exceeded"
 
 
+class MissingToken(Unauthorized):
+    slug = "missing-token"
+
+
+class InvalidToken(Unauthorized):
+    """A token that is expired, forged, of another audience, or of an ended session."""
+
+    slug = "invalid-token"
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        headers = dict(kwargs.pop("headers", None) or {})
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="hds", error="invalid_token"')
+        super().__init__(detail, headers=headers, **kwargs)
+
+
+class ServiceTokenInvalid(Unauthorized):
+    """An ``/internal`` route called without a valid service token."""
+
+    slug = "service-token-invalid"
+
+
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "description": "urn:hds:problem:<slug>"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "request_id": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
+
+
+def problem_responses(*problems: type[ProblemError]) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` of a route that may answer ``problems``: per status, the problem
+    types as ``application/problem+json`` examples, and their slugs in the description."""
+    by_status: dict[int, list[type[ProblemError]]] = defaultdict(list)
+    for problem in problems:
+        if problem not in by_status[problem.status]:
+            by_status[problem.status].append(problem)
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in sorted(by_status):
+        listed = by_status[status]
+        responses[status] = {
+            "description": "; ".join(f"`{p.slug}`: {p.title}" for p in listed),
+            "content": {
+                PROBLEM_CONTENT_TYPE: {
+                    "schema": _PROBLEM_SCHEMA,
+                    "examples": {
+                        p.slug: {
+                            "summary": p.title,
+                            "value": {
+                                "type": problem_type(p.slug),
+                                "title": p.title,
+                                "status": status,
+                            },
+                        }
+                        for p in listed
+                    },
+                }
+            },
+        }
+    return responses
+
+
 def problem_response(
     status: int,
     body: dict[str, Any],
@@ -291,8 +371,6 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(422, body)
 
     async def on_unhandled(request: Request, exc: Exception) -> JSONResponse:
-        from hds_common.observability import redact_path  # imports this module
-
         log.error(
             "unhandled_exception",
             method=request.method,

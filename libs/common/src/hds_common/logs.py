@@ -9,7 +9,7 @@ from typing import Any
 
 import structlog
 
-__all__ = ["EMAIL_REDACTED", "configure_logging", "redact_emails"]
+__all__ = ["EMAIL_REDACTED", "REDACTED", "configure_logging", "redact_emails", "redact_path"]
 
 # E-mail addresses never reach a log line, whichever library writes it: in clear, or
 # percent-encoded in a URL's query string (``email=someone%40example.org``).
@@ -88,3 +88,17 @@ def _add_service(service: str) -> structlog.types.Processor:
         return event_dict
 
     return processor
+
+
+# Paths that carry an access code (portal links, DLX token calls). Codes must never reach a
+# log: with the birth date they open a patient's data. Query strings are never logged.
+_CODE_BEARING_PATH = re.compile(r"(/c/|/dlx/v1/token/|/dlx/v1/tokentfa/).+", re.IGNORECASE)
+REDACTED = "[redacted]"
+
+
+def redact_path(path: str | None) -> str | None:
+    """``path`` with any access code replaced by ``[redacted]``, for logs: everything after
+    a code-bearing prefix goes, since a decoded code may itself contain slashes."""
+    if path is None:
+        return None
+    return _CODE_BEARING_PATH.sub(lambda match: match.group(1) + REDACTED, path)

@@ -27,6 +27,7 @@ from prometheus_client import (
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hds_common.errors import PROBLEM_CONTENT_TYPE, problem_type
+from hds_common.logs import redact_path
 from hds_common.request_context import request_id_var
 
 __all__ = [
@@ -44,19 +45,6 @@ MetricsAccess = Callable[[Request], Awaitable[None]]
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 access_log = structlog.get_logger("hds.access")
 error_log = structlog.get_logger("hds.errors")
-
-# Paths that carry an access code (portal links, DLX token calls). Codes must never reach a
-# log: with the birth date they open a patient's data. Query strings are never logged.
-_CODE_BEARING_PATH = re.compile(r"(/c/|/dlx/v1/token/|/dlx/v1/tokentfa/).+", re.IGNORECASE)
-REDACTED = "[redacted]"
-
-
-def redact_path(path: str | None) -> str | None:
-    """``path`` with any access code replaced by ``[redacted]``, for logs: everything after
-    a code-bearing prefix goes, since a decoded code may itself contain slashes."""
-    if path is None:
-        return None
-    return _CODE_BEARING_PATH.sub(lambda match: match.group(1) + REDACTED, path)
 
 
 class RequestContextMiddleware:

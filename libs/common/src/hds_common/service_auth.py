@@ -11,17 +11,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Callable
-from typing import Annotated
 
-from fastapi import Header
-
-from hds_common.errors import Unauthorized
+from hds_common.errors import ServiceTokenInvalid
 
 __all__ = [
     "SERVICE_TOKEN_HEADER",
     "mint_service_token",
-    "require_service",
     "verify_service_token",
 ]
 
@@ -47,29 +42,18 @@ def mint_service_token(secret: str, service: str, *, now: float | None = None) -
 def verify_service_token(secret: str, token: str | None, *, now: float | None = None) -> str:
     """Return the calling service's name, or raise :class:`Unauthorized`."""
     if not secret or not token:
-        raise Unauthorized("internal service token missing", slug="service-token-invalid")
+        raise ServiceTokenInvalid("internal service token missing")
     # Headers arrive decoded as latin-1; a valid token is ASCII only, and comparing
     # non-ASCII strings in constant time is not possible (compare_digest refuses them).
     if not token.isascii():
-        raise Unauthorized("internal service token malformed", slug="service-token-invalid")
+        raise ServiceTokenInvalid("internal service token malformed")
     parts = token.split(".")
     if len(parts) != 4 or parts[0] != _VERSION:
-        raise Unauthorized("internal service token malformed", slug="service-token-invalid")
+        raise ServiceTokenInvalid("internal service token malformed")
     version, service, expiry, mac = parts
     expected = _mac(secret.encode(), f"{version}.{service}.{expiry}")
     if not hmac.compare_digest(expected, mac):
-        raise Unauthorized("internal service token invalid", slug="service-token-invalid")
+        raise ServiceTokenInvalid("internal service token invalid")
     if not expiry.isdigit() or int(expiry) < (now or time.time()):
-        raise Unauthorized("internal service token expired", slug="service-token-invalid")
+        raise ServiceTokenInvalid("internal service token expired")
     return service
-
-
-def require_service(secret_getter: Callable[[], str]) -> Callable[..., str]:
-    """Dependency factory: the route is for the suite's own services only."""
-
-    def dependency(
-        token: Annotated[str | None, Header(alias=SERVICE_TOKEN_HEADER)] = None,
-    ) -> str:
-        return verify_service_token(secret_getter(), token)
-
-    return dependency

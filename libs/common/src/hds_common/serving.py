@@ -327,12 +327,14 @@ class BodyLimitMiddleware:
         await self.app(scope, counting_receive, replacing_send)
 
     async def _refuse(self, send: Send) -> None:
-        problem = PayloadTooLarge(
-            f"the request body exceeds {self.limit} bytes",
-            slug="body-too-large",
-            limit_bytes=self.limit,
+        problem = BodyTooLarge(
+            f"the request body exceeds {self.limit} bytes", limit_bytes=self.limit
         )
         await _send_problem(send, 413, problem.to_body(), [(b"connection", b"close")])
+
+
+class BodyTooLarge(PayloadTooLarge):
+    slug = "body-too-large"
 
 
 def _content_length(scope: Scope) -> int | None:

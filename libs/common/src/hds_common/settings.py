@@ -5,16 +5,28 @@ Each service has its own ``BaseSettings`` class with its own environment prefix
 the other services live, the JWT issuer, the internal service secret — live in
 :class:`SuiteSettings` under the plain ``HDS_`` prefix and are nested into each
 service's settings, so one variable configures the whole suite.
+
+Every service's settings derive from :class:`ServiceSettings` (where it listens, the suite
+settings); those with a database from :class:`DatabaseServiceSettings`.
 """
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Literal
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["PLACEHOLDER_SECRETS", "SuiteSettings"]
+from hds_common.crypto import b64d, public_key_from_bytes
+
+__all__ = [
+    "PLACEHOLDER_SECRETS",
+    "DatabaseServiceSettings",
+    "ServiceSettings",
+    "SuiteSettings",
+]
 
 # Secrets that must never reach production: the embedded default writes real random
 # secrets, but someone copying an example file would otherwise run with these.
@@ -67,6 +79,25 @@ class SuiteSettings(BaseSettings):
     # logout, reset, revocation or disablement stops the token everywhere within this.
     session_check_seconds: float = Field(default=5.0, ge=0, le=30)
 
+    @cached_property
+    def grant_public_key_bytes(self) -> bytes | None:
+        """The storage service's public key as 32 raw bytes, None when not set; parsed
+        here once for the services that seal to it (auth, codes), at their start."""
+        text = self.grant_public_key.strip()
+        if not text:
+            return None
+        try:
+            raw = b64d(text)
+            public_key_from_bytes(raw)
+        except ValueError as exc:
+            raise ValueError("HDS_GRANT_PUBLIC_KEY is not a base64url X25519 public key") from exc
+        return raw
+
+    @cached_property
+    def grant_public_x25519(self) -> X25519PublicKey | None:
+        raw = self.grant_public_key_bytes
+        return public_key_from_bytes(raw) if raw is not None else None
+
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> SuiteSettings:
         if (
@@ -75,3 +106,23 @@ class SuiteSettings(BaseSettings):
         ):
             raise ValueError("HDS_INTERNAL_SECRET must be set to a random value in production")
         return self
+
+
+class ServiceSettings(BaseSettings):
+    """What every service has: where it listens, and the suite-wide settings. A service's
+    class sets its own ``env_prefix`` and its defaults for ``host`` and ``port``."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    suite: SuiteSettings = Field(default_factory=SuiteSettings)
+
+
+class DatabaseServiceSettings(ServiceSettings):
+    """A service with its own database (SQLite under ./var on the embedded default,
+    ``postgresql://…`` in production), migrated on start unless told otherwise."""
+
+    database_url: str = "sqlite:///var/service.db"
+    migrate_on_start: bool = True

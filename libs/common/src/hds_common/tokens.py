@@ -29,7 +29,7 @@ from jose import jwt
 from jose.exceptions import JOSEError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hds_common.errors import BadGateway, Unauthorized
+from hds_common.errors import BadGateway, InvalidToken, MissingToken
 
 __all__ = [
     "ACCOUNT_AUDIENCE",
@@ -198,7 +198,7 @@ class TokenVerifier:
         self._live: OrderedDict[str, tuple[bool, float]] = OrderedDict()
 
     async def verify(self, token: str, *, audience: str) -> TokenClaims:
-        """Verified claims of ``token`` for ``audience``, or :class:`Unauthorized`."""
+        """Verified claims of ``token`` for ``audience``, or :class:`InvalidToken`."""
         claims = await self._verified(token, audience=audience)
         await self._check_session(claims)
         return claims
@@ -220,10 +220,7 @@ class TokenVerifier:
                 live = await self._liveness.is_live(session_id)
             except (httpx.HTTPError, OSError):
                 # Fail closed: without the answer a logged-out token cannot be told apart.
-                raise BadGateway(
-                    "the storage service, which holds the sessions, cannot be reached",
-                    slug="storage-unavailable",
-                ) from None
+                raise SessionStoreUnreachable() from None
             self._live[session_id] = (live, now)
             self._live.move_to_end(session_id)
             while len(self._live) > _LIVENESS_CACHE_SIZE:
@@ -291,19 +288,22 @@ class TokenVerifier:
             raise _invalid("token claims malformed") from None
 
 
-def _invalid(detail: str) -> Unauthorized:
-    return Unauthorized(
-        detail,
-        slug="invalid-token",
-        headers={"WWW-Authenticate": 'Bearer realm="hds", error="invalid_token"'},
-    )
+class SessionStoreUnreachable(BadGateway):
+    slug = "storage-unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("the storage service, which holds the sessions, cannot be reached")
+
+
+def _invalid(detail: str) -> InvalidToken:
+    return InvalidToken(detail)
 
 
 def bearer_token(authorization: str | None) -> str:
-    """The token of an ``Authorization: Bearer`` header, or :class:`Unauthorized`."""
+    """The token of an ``Authorization: Bearer`` header, or :class:`MissingToken`."""
     if not authorization:
-        raise Unauthorized("bearer token required", slug="missing-token")
+        raise MissingToken("bearer token required")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("bearer token required", slug="missing-token")
+        raise MissingToken("bearer token required")
     return token.strip()

@@ -7,7 +7,12 @@ from hds_common.db._engine import (
     normalise_database_url,
     ping_database,
 )
-from hds_common.db._migrations import run_async_migrations, upgrade_to_head
+from hds_common.db._migrations import (
+    migrate_service,
+    migrations_of,
+    run_async_migrations,
+    upgrade_to_head,
+)
 from hds_common.db._models import NAMING_CONVENTION, TimestampMixin, UtcDateTime, utcnow
 from hds_common.db._session import SessionDep, request_session
 
@@ -18,6 +23,8 @@ __all__ = [
     "UtcDateTime",
     "create_engine",
     "create_session_maker",
+    "migrate_service",
+    "migrations_of",
     "normalise_database_url",
     "ping_database",
     "request_session",

@@ -9,6 +9,7 @@ or have one each. ``env.py`` of each service is two lines calling
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -89,3 +90,18 @@ def run_async_migrations(metadata: MetaData) -> None:
         do_run(connection)
         return
     asyncio.run(run())
+
+
+def migrations_of(package: str) -> tuple[Path, str]:
+    """The migrations folder of service package ``hds_<name>`` and its version table."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise ValueError(f"no such package: {package}")
+    name = package.removeprefix("hds_")
+    return Path(spec.origin).parent / "migrations", f"alembic_version_{name}"
+
+
+async def migrate_service(package: str, database_url: str) -> None:
+    """Migrate the database of service package ``package`` (``hds_auth`` …) to head."""
+    directory, version_table = migrations_of(package)
+    await asyncio.to_thread(upgrade_to_head, directory, database_url, version_table)

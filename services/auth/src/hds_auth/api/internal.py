@@ -21,15 +21,12 @@ from hds_auth.schemas import (
     SingleLine,
 )
 from hds_common.errors import UnprocessableContent
-from hds_common.service_auth import require_service
+from hds_common.deps import require_service
 
 
 def build_router(settings: Settings) -> APIRouter:
-    secret = settings.suite.internal_secret
-    router = APIRouter(
-        tags=["internal"],
-        dependencies=[Depends(require_service(secret.get_secret_value))],
-    )
+    del settings
+    router = APIRouter(tags=["internal"], dependencies=[Depends(require_service)])
 
     @router.post("/internal/v1/dlx-tokens", summary="Mint a DLX token for a validated code")
     async def dlx_token(body: DlxTokenRequest, runtime: RuntimeDep) -> DlxToken:
