@@ -20,7 +20,7 @@ from hds_common.settings import ServiceSettings
 from hds_common.tokens import TokenClaims, TokenVerifier
 
 __all__ = [
-    "CallingService",
+    "CallingServiceDep",
     "ServiceRuntime",
     "bearer_claims",
     "require_service",
@@ -74,4 +74,4 @@ def require_service(
     return verify_service_token(secret, token)
 
 
-CallingService = Annotated[str, Depends(require_service)]
+CallingServiceDep = Annotated[str, Depends(require_service)]
