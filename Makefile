@@ -18,7 +18,7 @@ TEST_WORKERS ?= 2
 help:
 	@echo "make run    start every service on the embedded default (SQLite, ./var)"
 	@echo "make test   install, start what the tests need, run the whole test suite"
-	@echo "make lint   ruff + mypy (strict)"
+	@echo "make lint   ruff + mypy (strict) over the sources, tests/ and bench/"
 	@echo "make bench  run the benchmarks under bench/"
 
 $(UV):
@@ -73,7 +73,7 @@ test: install tools postgres redis
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy libs/common/src services/auth/src services/codes/src services/storage/src services/dlx/src services/gateway/src
+	$(VENV)/bin/mypy libs/common/src $(wildcard services/*/src) $(wildcard clients/*/src) tests bench
 
 format: install
 	$(VENV)/bin/ruff format .

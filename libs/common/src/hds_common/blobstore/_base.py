@@ -126,7 +126,7 @@ class BlobStore(abc.ABC):
     All methods are coroutine-safe; many puts/gets may run concurrently.
 
     Semantics shared by every backend (the contract suite in
-    ``tests/common/test_blobstore.py`` runs against each of them):
+    ``tests/common/blobstore/test_common_blobstore.py`` runs against each of them):
 
     * ``put`` is atomic: readers see either the previous blob or the complete new
       one, never a partial write. If the source iterator raises, or the task is

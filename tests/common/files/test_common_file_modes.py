@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.common.support import REPO
+
 UMASK = 0o022
 
 
@@ -85,7 +87,7 @@ def test_the_local_runner_prepares_a_private_var(tmp_path: Path) -> None:
     var = tmp_path / "var"
     var.mkdir(mode=0o755)
     os.chmod(var, 0o755)
-    runner = Path(__file__).resolve().parents[2] / "deploy" / "local" / "run.py"
+    runner = REPO / "deploy" / "local" / "run.py"
     _run(
         [
             "-c",

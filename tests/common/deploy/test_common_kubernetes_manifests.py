@@ -12,7 +12,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +19,9 @@ import yaml
 
 from hds_codes.config import Settings as CodesSettings
 from hds_gateway.config import Settings as GatewaySettings
+from tests.common.support import REPO
 
-LAYOUT = Path(__file__).resolve().parents[2] / "deploy/kubernetes"
+LAYOUT = REPO / "deploy/kubernetes"
 SERVICES = ("auth", "codes", "storage", "dlx")
 # Who calls whom inside the suite (the internal clients each service builds).
 CALLERS = {
@@ -119,7 +119,7 @@ def test_the_codes_pods_have_room_for_their_argon2id_runs() -> None:
     deployment = of_kind("Deployment")["hds-codes"]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     env = {item["name"]: item["value"] for item in container.get("env", [])}
-    settings = CodesSettings(**{"kdf_concurrency": int(env["HDS_CODES_KDF_CONCURRENCY"])})
+    settings = CodesSettings(kdf_concurrency=int(env["HDS_CODES_KDF_CONCURRENCY"]))
     argon2_mib = settings.kdf_concurrency * settings.argon2_memory_kib / 1024
     limit = _mebibytes(container["resources"]["limits"]["memory"])
     # The process itself needs about 150 MiB besides the Argon2id memory.

@@ -17,8 +17,8 @@ import pytest
 from hds_common.crypto import CryptoError, b64d, b64e, private_key_to_bytes
 from hds_common.key_provider import SECRET_SIZE, FileKeyProvider, key_provider
 from hds_common.settings import SuiteSettings
+from tests.common.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 # Readers of key files that only the key provider may call.
 KEY_FILE_READERS = {"load_or_create_private_key", "load_or_create_secret"}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -23,7 +24,7 @@ def test_round_trip_names_the_caller() -> None:
     assert verify_service_token(SECRET, mint_service_token(SECRET, "dlx")) == "dlx"
 
 
-REJECTED = {
+REJECTED: dict[str, Callable[[], str | None]] = {
     "missing": lambda: None,
     "empty": lambda: "",
     "too few parts": lambda: "v1.dlx.1",

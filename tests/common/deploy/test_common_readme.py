@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 
 import pytest
 
 from hds_common.settings import SuiteSettings
+from tests.common.support import REPO
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+README = (REPO / "README.md").read_text()
 SHARED_FIELDS = {"host", "port", "database_url", "migrate_on_start"}
 
 
