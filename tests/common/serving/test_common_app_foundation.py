@@ -13,6 +13,12 @@ from hds_common.errors import PROBLEM_CONTENT_TYPE, Conflict
 from hds_common.request_context import current_request_id
 
 
+class ItemExists(Conflict):
+    """A service's own problem type: its slug, the title and status of its base."""
+
+    slug = "item-exists"
+
+
 class Item(BaseModel):
     name: str
     size: int
@@ -31,7 +37,7 @@ def build_app(*, ready: bool = True) -> httpx.AsyncClient:
 
     @router.get("/conflict")
     async def conflict() -> None:
-        raise Conflict("already there", slug="item-exists", item="a")
+        raise ItemExists("already there", item="a")
 
     @router.get("/whoami")
     async def whoami() -> dict[str, str | None]:

@@ -51,9 +51,13 @@ def bearer_claims(
     ``audience``: :class:`MissingToken` without one, ``InvalidToken`` for a bad one.
     ``scheme`` (``auto_error=False``) names the security scheme in the OpenAPI document."""
 
+    # ``Security(scheme)`` is a default, not inside an ``Annotated`` annotation: this
+    # module's annotations are strings (``from __future__ import annotations``), which
+    # FastAPI resolves in the module's globals, where the local ``scheme`` is not; it
+    # would take ``credentials`` for a required query parameter and answer 422.
     async def claims(
         request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(scheme)],
+        credentials: HTTPAuthorizationCredentials | None = Security(scheme),
     ) -> TokenClaims:
         if credentials is None or not credentials.credentials:
             raise MissingToken(missing)
