@@ -13,7 +13,13 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from hds_common.db import create_engine, normalise_database_url, ping_database
+from hds_common.db import (
+    create_engine,
+    migrate_service,
+    migrations_of,
+    normalise_database_url,
+    ping_database,
+)
 from hds_common.testing.postgres import temporary_database
 
 SERVICES_WITH_TABLES = ("auth", "codes", "storage")
@@ -54,10 +60,11 @@ async def test_engine_connects_and_pings(database_url: str) -> None:
 
 @pytest.mark.parametrize("service", SERVICES_WITH_TABLES)
 async def test_migrations_reach_head_and_match_the_models(database_url: str, service: str) -> None:
-    db_module = importlib.import_module(f"hds_{service}.db")
-    models = importlib.import_module(f"hds_{service}.models")
-    await db_module.migrate(database_url)
-    await db_module.migrate(database_url)  # idempotent: a second run changes nothing
+    package = f"hds_{service}"
+    models = importlib.import_module(f"{package}.models")
+    _, version_table = migrations_of(package)
+    await migrate_service(package, database_url)
+    await migrate_service(package, database_url)  # idempotent: a second run changes nothing
 
     engine = create_engine(database_url)
     try:
@@ -67,13 +74,13 @@ async def test_migrations_reach_head_and_match_the_models(database_url: str, ser
                 tables = set(inspect(sync_connection).get_table_names())
                 context = MigrationContext.configure(
                     sync_connection,
-                    opts={"compare_type": True, "version_table": db_module.VERSION_TABLE},
+                    opts={"compare_type": True, "version_table": version_table},
                 )
                 return tables, compare_metadata(context, models.Base.metadata)
 
             tables, differences = await connection.run_sync(check)
     finally:
         await engine.dispose()
-    assert db_module.VERSION_TABLE in tables
+    assert version_table in tables
     assert set(models.Base.metadata.tables) <= tables
     assert differences == [], f"models and migrations of {service} differ: {differences}"
