@@ -13,13 +13,12 @@ from hds_common.db._migrations import (
     run_async_migrations,
     upgrade_to_head,
 )
-from hds_common.db._models import NAMING_CONVENTION, TimestampMixin, UtcDateTime, utcnow
+from hds_common.db._models import NAMING_CONVENTION, UtcDateTime, utcnow
 from hds_common.db._session import SessionDep, request_session
 
 __all__ = [
     "NAMING_CONVENTION",
     "SessionDep",
-    "TimestampMixin",
     "UtcDateTime",
     "create_engine",
     "create_session_maker",
