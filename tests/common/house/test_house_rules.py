@@ -261,7 +261,7 @@ def _module_name(path: Path, src: Path) -> tuple[str, bool]:
     return ".".join(parts), is_package
 
 
-def test_the_service_layer_never_imports_deps(repo: Path) -> None:
+def deps_offenders(repo: Path) -> list[str]:
     offenders = []
     for package in service_packages(repo).values():
         deps = f"{package.name}.deps"
@@ -272,10 +272,17 @@ def test_the_service_layer_never_imports_deps(repo: Path) -> None:
             tree = ast.parse(path.read_text(), str(path))
             if deps in set(_imported_modules(tree, module, is_package)):
                 offenders.append(f"{path.relative_to(repo)} imports {deps}")
-    refuse("only deps.py, main.py and */router.py import the service's deps.py", offenders)
+    return offenders
 
 
-def test_services_and_repositories_do_not_use_fastapi_depends(repo: Path) -> None:
+def test_the_service_layer_never_imports_deps(repo: Path) -> None:
+    refuse(
+        "only deps.py, main.py and */router.py import the service's deps.py",
+        deps_offenders(repo),
+    )
+
+
+def depends_offenders(repo: Path) -> list[str]:
     offenders = []
     for package in service_packages(repo).values():
         for path in modules(package):
@@ -300,7 +307,14 @@ def test_services_and_repositories_do_not_use_fastapi_depends(repo: Path) -> Non
                     offenders.append(
                         f"{path.relative_to(repo)}:{node.lineno} uses fastapi's Depends"
                     )
-    refuse("service and repository modules take arguments, not fastapi's Depends", offenders)
+    return offenders
+
+
+def test_services_and_repositories_do_not_use_fastapi_depends(repo: Path) -> None:
+    refuse(
+        "service and repository modules take arguments, not fastapi's Depends",
+        depends_offenders(repo),
+    )
 
 
 # (e) ------------------------------------------------------------------------------------
@@ -335,9 +349,8 @@ def _callee(node: ast.Call) -> str | None:
     return None
 
 
-def test_no_raise_site_gives_a_slug_or_title(repo: Path) -> None:
+def slug_offenders(repo: Path) -> list[str]:
     problems = _problem_classes(repo)
-    assert {"ProblemError", "NotFound", "MissingToken"} <= problems
     found: set[tuple[str, int, str | None, tuple[str, ...]]] = set()
     for path in sorted((repo / "services").glob("*/src/**/*.py")):
         tree = ast.parse(path.read_text(), str(path))
@@ -362,10 +375,69 @@ def test_no_raise_site_gives_a_slug_or_title(repo: Path) -> None:
                     given = sorted(k.arg for k in node.keywords if k.arg in ("slug", "title"))
                     if calls_problem and given:
                         found.add((str(path.relative_to(repo)), node.lineno, callee, tuple(given)))
+    return [
+        f"{path}:{line} {callee}({', '.join(f'{name}=...' for name in given)})"
+        for path, line, callee, given in sorted(found)
+    ]
+
+
+def test_no_raise_site_gives_a_slug_or_title(repo: Path) -> None:
+    assert {"ProblemError", "NotFound", "MissingToken"} <= _problem_classes(repo)
     refuse(
         "problem classes carry their slug and title; no slug= or title= at a call",
-        [
-            f"{path}:{line} {callee}({', '.join(f'{name}=...' for name in given)})"
-            for path, line, callee, given in sorted(found)
-        ],
+        slug_offenders(repo),
     )
+
+
+def test_the_checks_of_the_service_layer_find_their_offenders(tmp_path: Path) -> None:
+    """The three checks above on a made-up service that breaks each rule once, beside
+    the same code written as the rules want it."""
+    common = tmp_path / "libs/common/src/hds_common"
+    common.mkdir(parents=True)
+    (common / "__init__.py").write_text("")
+    (common / "errors.py").write_text(
+        "class ProblemError(Exception): ...\nclass Conflict(ProblemError): ...\n"
+    )
+    package = tmp_path / "services/example/src/hds_example"
+    (package / "feature").mkdir(parents=True)
+    files = {
+        "__init__.py": "",
+        "deps.py": "from fastapi import Depends\n",
+        "main.py": "from hds_example.deps import RuntimeDep\n",
+        "errors.py": (
+            "from hds_common import errors\n"
+            "class Taken(errors.Conflict):\n"
+            "    slug = 'taken'\n"
+            "class Legacy(Taken):\n"
+            "    def __init__(self) -> None:\n"
+            "        super().__init__('old', slug='legacy')\n"
+        ),
+        "feature/__init__.py": "",
+        "feature/router.py": "from ..deps import RuntimeDep\nfrom . import service\n",
+        "feature/service.py": (
+            "from fastapi import Depends\n"
+            "from .. import deps\n"
+            "from hds_example.errors import Taken\n"
+            "def check(taken: bool) -> None:\n"
+            "    if taken:\n"
+            "        raise Taken('detail', title='Taken')\n"
+            "    raise Taken('detail')\n"
+        ),
+        "feature/repository.py": "import fastapi\nSession = fastapi.Depends()\n",
+        "feature/schemas.py": "from hds_example.deps import RuntimeDep\n",
+        "app.py": "from fastapi import FastAPI\napp = FastAPI(title='not a problem')\n",
+    }
+    for name, text in files.items():
+        (package / name).write_text(text)
+    assert deps_offenders(tmp_path) == [
+        "services/example/src/hds_example/feature/schemas.py imports hds_example.deps",
+        "services/example/src/hds_example/feature/service.py imports hds_example.deps",
+    ]
+    assert depends_offenders(tmp_path) == [
+        "services/example/src/hds_example/feature/repository.py:2 uses fastapi's Depends",
+        "services/example/src/hds_example/feature/service.py:1 uses fastapi's Depends",
+    ]
+    assert slug_offenders(tmp_path) == [
+        "services/example/src/hds_example/errors.py:6 __init__(slug=...)",
+        "services/example/src/hds_example/feature/service.py:6 Taken(title=...)",
+    ]
