@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -441,3 +442,27 @@ def test_the_checks_of_the_service_layer_find_their_offenders(tmp_path: Path) ->
         "services/example/src/hds_example/errors.py:6 __init__(slug=...)",
         "services/example/src/hds_example/feature/service.py:6 Taken(title=...)",
     ]
+
+
+# Item 8 ---------------------------------------------------------------------------------
+
+_MACHINE_PATH = re.compile(r"(?<![\w.~-])/(?:work|root|home|Users|tmp|mnt)/[\w.-]")
+_TEXT_SUFFIXES = {".py", ".md", ".toml", ".yaml", ".yml", ".json", ".cfg", ".ini", ".sh", ".txt"}
+_NOT_THE_REPOSITORY = {".git", ".venv", ".tools", "var", "node_modules"}
+
+
+def test_no_absolute_path_of_a_machine(repo: Path) -> None:
+    """A fresh clone anywhere runs as the original: no file names a folder of the machine
+    it was written on (the tests use their tmp_path, the code paths relative to its own
+    files or its settings)."""
+    offenders = []
+    for path in sorted(repo.rglob("*")):
+        inside = path.relative_to(repo).parts
+        if any(part in _NOT_THE_REPOSITORY or part.endswith("_cache") for part in inside):
+            continue
+        if not path.is_file() or (path.suffix not in _TEXT_SUFFIXES and path.name != "Makefile"):
+            continue
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if _MACHINE_PATH.search(line):
+                offenders.append(f"{path.relative_to(repo)}:{number}: {line.strip()[:100]}")
+    refuse("no absolute path of a machine in the repository", offenders)
