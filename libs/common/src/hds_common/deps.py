@@ -6,8 +6,10 @@ dependencies need of it is the :class:`ServiceRuntime` protocol (its settings, a
 token verifier of a service that takes bearer tokens).
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: FastAPI reads a dependency's parameters
+# from its annotations, and resolves string annotations in the module's globals, where the
+# ``scheme`` local to bearer_claims is not; evaluated at definition, the annotation holds
+# the ``Security(scheme)`` object itself.
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Protocol
 
@@ -51,13 +53,9 @@ def bearer_claims(
     ``audience``: :class:`MissingToken` without one, ``InvalidToken`` for a bad one.
     ``scheme`` (``auto_error=False``) names the security scheme in the OpenAPI document."""
 
-    # ``Security(scheme)`` is a default, not inside an ``Annotated`` annotation: this
-    # module's annotations are strings (``from __future__ import annotations``), which
-    # FastAPI resolves in the module's globals, where the local ``scheme`` is not; it
-    # would take ``credentials`` for a required query parameter and answer 422.
     async def claims(
         request: Request,
-        credentials: HTTPAuthorizationCredentials | None = Security(scheme),
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(scheme)],
     ) -> TokenClaims:
         if credentials is None or not credentials.credentials:
             raise MissingToken(missing)
