@@ -25,7 +25,7 @@ $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet uv==$(UV_VERSION)
 
-$(VENV)/.synced: $(UV) uv.lock pyproject.toml libs/common/pyproject.toml $(wildcard services/*/pyproject.toml)
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml libs/common/pyproject.toml $(wildcard services/*/pyproject.toml) $(wildcard clients/*/pyproject.toml)
 	$(UV) sync --frozen --all-packages --python $(shell command -v $(PYTHON))
 	@touch $@
 
@@ -73,7 +73,7 @@ test: install tools postgres redis
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy libs/common/src services/auth/src services/codes/src services/storage/src services/dlx/src services/gateway/src
+	$(VENV)/bin/mypy libs/common/src services/auth/src services/codes/src services/storage/src services/dlx/src services/gateway/src clients/hds/src
 
 format: install
 	$(VENV)/bin/ruff format .
