@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
@@ -272,26 +273,24 @@ _PRINTABLE_PROBLEMS = problem_responses(*INSTITUTION_PROBLEMS, CodeNotFound)
 CheckedLink = Annotated[tuple[AccessCode, str], Depends(checked_link)]
 
 
-@router.get(
-    "/{code_id}/qr.svg",
-    summary="QR code of the portal link (SVG)",
-    response_class=Response,
-    responses=_binary("image/svg+xml") | _PRINTABLE_PROBLEMS,
-)
-async def qr_code_svg(checked: CheckedLink) -> Response:
-    _, link = checked
-    return Response(qr_svg(link), media_type="image/svg+xml", headers=_NO_STORE)
+def _add_qr_route(extension: str, media_type: str, render: Callable[[str], bytes]) -> None:
+    """``GET /{code_id}/qr.<extension>``: the QR code of the portal link."""
+
+    async def qr_code(checked: CheckedLink) -> Response:
+        _, link = checked
+        return Response(render(link), media_type=media_type, headers=_NO_STORE)
+
+    qr_code.__name__ = f"qr_code_{extension}"  # the route's name and operation id
+    router.get(
+        f"/{{code_id}}/qr.{extension}",
+        summary=f"QR code of the portal link ({extension.upper()})",
+        response_class=Response,
+        responses=_binary(media_type) | _PRINTABLE_PROBLEMS,
+    )(qr_code)
 
 
-@router.get(
-    "/{code_id}/qr.png",
-    summary="QR code of the portal link (PNG)",
-    response_class=Response,
-    responses=_binary("image/png") | _PRINTABLE_PROBLEMS,
-)
-async def qr_code_png(checked: CheckedLink) -> Response:
-    _, link = checked
-    return Response(qr_png(link), media_type="image/png", headers=_NO_STORE)
+_add_qr_route("svg", "image/svg+xml", qr_svg)
+_add_qr_route("png", "image/png", qr_png)
 
 
 @router.get(

@@ -259,19 +259,24 @@ async def expire_code(
     row = await get_code(session, institution_id=institution_id, code_id=code_id)
     _refuse_revoked(row)
     now = runtime.now()
-    if row.expires_at > now:
+    changed = row.expires_at > now
+    if changed:
         row.expires_at = now
-        row.updated_at = now
-        await session.flush()
-        await report_validity(session, runtime, row.package_id, extending=False)
-    await _end_sessions(session, runtime, row)
+    await _stopped(session, runtime, row, changed=changed, now=now)
     return row
 
 
-async def _end_sessions(session: AsyncSession, runtime: Runtime, row: AccessCode) -> None:
-    """End the DLX sessions of a code that no longer opens its package: committed first,
-    so a validation running meanwhile sees the change when it re-reads the code
-    (:func:`hds_codes.validation.service.start_dlx_session`)."""
+async def _stopped(
+    session: AsyncSession, runtime: Runtime, row: AccessCode, *, changed: bool, now: dt.datetime
+) -> None:
+    """After an expiry or a revocation: store it and report the shorter validity if
+    ``changed``, then end the DLX sessions of the code, which no longer opens its package.
+    Committed first, so a validation running meanwhile sees the change when it re-reads
+    the code (:func:`hds_codes.validation.service.start_dlx_session`)."""
+    if changed:
+        row.updated_at = now
+        await session.flush()
+        await report_validity(session, runtime, row.package_id, extending=False)
     package_id, code_id = row.package_id, row.id
     await session.commit()
     await runtime.storage.end_code_sessions(package_id, code_id=code_id)
@@ -282,11 +287,9 @@ async def revoke_code(
 ) -> AccessCode:
     """Revoke for good (idempotent)."""
     row = await get_code(session, institution_id=institution_id, code_id=code_id)
-    if row.revoked_at is None:
-        now = runtime.now()
+    now = runtime.now()
+    changed = row.revoked_at is None
+    if changed:
         row.revoked_at = now
-        row.updated_at = now
-        await session.flush()
-        await report_validity(session, runtime, row.package_id, extending=False)
-    await _end_sessions(session, runtime, row)
+    await _stopped(session, runtime, row, changed=changed, now=now)
     return row
