@@ -41,10 +41,10 @@ DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
 
 
 class _Session:
-    """The account token of the last login."""
+    """The account token of the last login (or the one the client was given)."""
 
-    def __init__(self) -> None:
-        self.tokens: TokenPair | None = None
+    def __init__(self, token: str | None) -> None:
+        self.tokens = TokenPair(token, None, None) if token else None
 
     @property
     def token(self) -> str:
@@ -59,7 +59,8 @@ def _unreachable(base_url: httpx.URL, call: Call[Any], exc: httpx.HTTPError) -> 
 
 class SuiteClient:
     """Async client (httpx.AsyncClient). ``http`` reuses a client the caller owns;
-    otherwise one is made for ``base_url`` (``transport`` replaces the network)."""
+    otherwise one is made for ``base_url`` (``transport`` replaces the network).
+    ``token``: an account token got elsewhere, instead of a :meth:`login`."""
 
     def __init__(
         self,
@@ -68,12 +69,13 @@ class SuiteClient:
         http: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        token: str | None = None,
     ) -> None:
         self._owned = http is None
         self.http = http or httpx.AsyncClient(
             base_url=base_url, transport=transport, timeout=timeout
         )
-        self._session = _Session()
+        self._session = _Session(token)
 
     async def __aenter__(self) -> Self:
         return self
@@ -113,7 +115,7 @@ class SuiteClient:
         return await self.send(calls.package(self.token, package_id))
 
     async def upload_instance(
-        self, package_id: str, body: Body, *, length: int, name: str = "instance"
+        self, package_id: str, body: Body, *, length: int | None, name: str = "instance"
     ) -> dict[str, Any]:
         call = calls.upload_instance(self.token, package_id, body, length=length, name=name)
         return await self.send(call)
@@ -165,10 +167,11 @@ class SyncSuiteClient:
         http: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        token: str | None = None,
     ) -> None:
         self._owned = http is None
         self.http = http or httpx.Client(base_url=base_url, transport=transport, timeout=timeout)
-        self._session = _Session()
+        self._session = _Session(token)
 
     def __enter__(self) -> Self:
         return self

@@ -178,16 +178,14 @@ def package(token: str, package_id: str) -> Call[PackageInfo]:
 
 
 def upload_instance(
-    token: str, package_id: str, body: Body, *, length: int, name: str = "instance"
+    token: str, package_id: str, body: Body, *, length: int | None, name: str = "instance"
 ) -> Call[dict[str, Any]]:
     """One DICOM Part 10 file as ``application/dicom``; ``body`` may stream, ``length``
-    lets the server check the upload."""
+    lets the server check the upload (None: a streamed body goes chunked)."""
     action = f"upload of {name}"
-    headers = {
-        **_bearer(token),
-        "Content-Type": "application/dicom",
-        "Content-Length": str(length),
-    }
+    headers = {**_bearer(token), "Content-Type": "application/dicom"}
+    if length is not None:
+        headers["Content-Length"] = str(length)
     return Call(
         action,
         "POST",

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
-import json
 import os
 import re
 import secrets
@@ -12,14 +12,19 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from hds_client.api import SuiteClient, SyncSuiteClient
+from hds_client.files import find_uploads
+from hds_client.publish import PublishResult, parse_birth_date
+from hds_client.publish import publish as publish_uploads
 from hds_common.testing.ports import free_port_block
 from hds_common.testing.postgres import temporary_database
 from hds_common.testing.processes import stop_process
@@ -222,23 +227,26 @@ def publish(
     birth_date: str,
     credentials: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """``hds publish`` of ``folder`` as the suite's institution (or the account of
-    ``credentials``); its ``--json`` answer."""
+    """Publish the DICOM and PDF files under ``folder`` as the suite's institution (or
+    the account of ``credentials``) with the suite's client, as ``hds publish`` does; the
+    result as its ``--json`` prints it."""
     credentials = credentials or suite.institution
-    # fmt: off
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "hds"), "publish", str(folder),
-            "--birth-date", birth_date, "--gateway", suite.gateway_url,
-            # "=" form: a generated password may begin with "-".
-            "--email", credentials["email"], f"--password={credentials['password']}", "--json",
-        ],
-        capture_output=True, text=True, env=suite.env, check=False, timeout=120,
-    )
-    # fmt: on
-    assert result.returncode == 0, result.stderr
-    answer: dict[str, Any] = json.loads(result.stdout)
-    return answer
+    uploads = find_uploads([folder])
+
+    async def run() -> PublishResult:
+        async with SuiteClient(suite.gateway_url) as api:
+            return await publish_uploads(
+                api,
+                uploads=uploads,
+                birth_date=parse_birth_date(birth_date),
+                email=credentials["email"],
+                password=credentials["password"],
+            )
+
+    # In a thread of its own: its event loop is independent of the test's.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        result = pool.submit(asyncio.run, run()).result(timeout=120)
+    return asdict(result)
 
 
 # -- people of the suite ---------------------------------------------------------------------
@@ -292,9 +300,5 @@ def onboard_admin(suite: RunningSuite) -> dict[str, str]:
 
 
 def dlx_token(client: httpx.Client, code: str, birth_date: str) -> str:
-    response = client.post(
-        f"/dlx/v1/tokentfa/{code}",
-        json={"tfaAnswer": [{"questionId": "1", "answer": birth_date}]},
-    )
-    assert response.status_code == 200, response.text
-    return response.text
+    """A DLX token for ``code`` (an ApiError when the suite refuses one)."""
+    return SyncSuiteClient(http=client).dlx_token(code, birth_date)
