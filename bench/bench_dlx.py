@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import email as email_parser
 import email.policy as email_policy
 import importlib.util
@@ -59,6 +60,7 @@ import numpy as np
 import psutil
 from pydicom.uid import generate_uid
 
+from hds_client.api import ApiError, SuiteClient
 from hds_common.testing.dicom import make_dicom
 from hds_common.testing.ports import free_port_block
 
@@ -272,12 +274,9 @@ async def register_patient(
 
 
 async def login(client: httpx.AsyncClient, credentials: dict[str, str]) -> dict[str, str]:
-    answer = await client.post(
-        "/auth/v1/login",
-        json={"email": credentials["email"], "password": credentials["password"]},
-    )
-    answer.raise_for_status()
-    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+    """The account token's header of a login through the suite's client."""
+    tokens = await SuiteClient(http=client).login(credentials["email"], credentials["password"])
+    return {"Authorization": f"Bearer {tokens.access_token}"}
 
 
 async def publish(
@@ -290,11 +289,11 @@ async def publish(
     name: str,
 ) -> Published:
     """Publish ``count`` generated ``rows``x``rows`` instances of one study as a package,
-    in multipart batches over the gateway, and issue its access code."""
-    headers = await login(client, credentials)
-    created = await client.post("/storage/v1/packages", json={}, headers=headers)
-    created.raise_for_status()
-    package_id = str(created.json()["id"])
+    in multipart batches over the gateway with the suite's client, and issue its access
+    code."""
+    api = SuiteClient(http=client)
+    await api.login(credentials["email"], credentials["password"])
+    package_id = (await api.create_package()).id
     rng = np.random.default_rng(seed)
     pixels = rng.integers(0, 4096, size=rows * rows, dtype=np.uint16).tobytes()
     study_uid, series_uid = str(generate_uid()), str(generate_uid())
@@ -316,16 +315,11 @@ async def publish(
                 study_uid=study_uid,
                 series_uid=series_uid,
             )
-            answer = await client.post(
-                f"/storage/v1/packages/{package_id}/instances",
-                files=[
-                    ("file", (f"IM{n:06d}.dcm", data, "application/dicom"))
-                    for n, data in zip(numbers, files, strict=True)
-                ],
-                headers=headers,
-            )
-            if answer.status_code >= 400:
-                raise SystemExit(f"upload failed ({answer.status_code}): {answer.text[:500]}")
+            named = [(f"IM{n:06d}.dcm", data) for n, data in zip(numbers, files, strict=True)]
+            try:
+                await api.upload_instances(package_id, named)
+            except ApiError as exc:
+                raise SystemExit(str(exc)) from None
             sent += sum(len(data) for data in files)
             done += len(files)
             progress(f"  publishing the {name}: {done}/{count} instances")
@@ -333,17 +327,11 @@ async def publish(
     async with asyncio.TaskGroup() as group:
         for numbers in batches:
             group.create_task(upload(numbers))
-    completed = await client.post(f"/storage/v1/packages/{package_id}/complete", headers=headers)
-    completed.raise_for_status()
-    issued = await client.post(
-        "/codes/v1/codes",
-        json={"package_id": package_id, "birth_date": BIRTH_DATE},
-        headers=headers,
-    )
-    issued.raise_for_status()
+    await api.complete_package(package_id)
+    issued = await api.issue_code(package_id, dt.datetime.strptime(BIRTH_DATE, "%Y%m%d").date())
     seconds = time.perf_counter() - started
     progress(None)
-    return Published(package_id, str(issued.json()["code"]), count, sent, seconds)
+    return Published(package_id, issued.code, count, sent, seconds)
 
 
 def progress(text: str | None) -> None:
@@ -411,14 +399,18 @@ class Download:
         return self.received / MB / self.seconds
 
 
-async def dlx_token(session: aiohttp.ClientSession, gateway: str, code: str) -> dict[str, str]:
-    async with session.post(
-        f"{gateway}/dlx/v1/tokentfa/{code}",
-        json={"tfaAnswer": [{"questionId": "1", "answer": BIRTH_DATE}]},
-    ) as answer:
-        if answer.status != 200:
-            raise SystemExit(f"tokentfa answered {answer.status}: {await answer.text()}")
-        return {"Authorization": f"Bearer {await answer.text()}"}
+async def dlx_token(gateway: str, code: str) -> str:
+    """A DLX token for ``code`` through the suite's client (the downloads themselves are
+    measured with aiohttp, streamed)."""
+    async with SuiteClient(gateway) as api:
+        try:
+            return await api.dlx_token(code, BIRTH_DATE)
+        except ApiError as exc:
+            raise SystemExit(str(exc)) from None
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 async def download(
@@ -632,13 +624,12 @@ async def measure(args: argparse.Namespace, suite: Suite) -> Results:
             f"({study.dicom_bytes / MB:.1f} MB) in {study.seconds:.1f} s"
         )
         async with dlx_session() as session:
-            auth = await dlx_token(session, gateway, study.code)
-            async with session.get(f"{gateway}/dlx/v1/list", headers=auth) as listing:
-                items = (await listing.json())["dataItem"]
+            token = await dlx_token(gateway, study.code)
+            auth = bearer(token)
+            async with SuiteClient(gateway) as api:
+                items = await api.dlx_list(token)
             study_url = next(
-                f"{gateway}/dlx/v1/download/{item['id']}"
-                for item in items
-                if item.get("studyInstanceUID")
+                f"{gateway}/dlx/v1/download/{item.id}" for item in items if item.study_instance_uid
             )
             all_url = f"{gateway}/dlx/v1/downloadall"
             results = Results(study, [], [], [], [], early_memory)
@@ -688,7 +679,7 @@ async def measure(args: argparse.Namespace, suite: Suite) -> Results:
         await suite.restart(*MEASURED)
         results.restarted = True
     async with dlx_session() as session:
-        big_auth = await dlx_token(session, gateway, big.code)
+        big_auth = bearer(await dlx_token(gateway, big.code))
         await asyncio.sleep(1.0)
         progress("  downloadall of the big package")
         results.big_memory = RssSampler(suite.pids(*MEASURED))

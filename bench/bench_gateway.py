@@ -657,12 +657,7 @@ async def measure_real(args: argparse.Namespace, cores: int) -> list[Comparison]
             studies = await api.get("/storage/v1/studies", headers=account)
             studies.raise_for_status()
             study_id = studies.json()[0]["id"]
-            answer = await api.post(
-                f"/dlx/v1/tokentfa/{study.code}",
-                json={"tfaAnswer": [{"questionId": "1", "answer": bench_dlx.BIRTH_DATE}]},
-            )
-            answer.raise_for_status()
-            dlx = {"Authorization": f"Bearer {answer.text}"}
+            dlx = bench_dlx.bearer(await bench_dlx.dlx_token(gateway, study.code))
         pids = suite.pids("storage", "dlx", "gateway")
         processes = {name: psutil.Process(pid) for name, pid in pids.items()}
         downloads = (

@@ -42,6 +42,7 @@ import uvicorn
 from fastapi import FastAPI
 from pydicom.uid import generate_uid
 
+from hds_client.api import SuiteClient
 from hds_common.crypto import (
     Grant,
     b64e,
@@ -140,12 +141,11 @@ class Identity:
                 "deletion_mode": "manual",
             }
 
-    def headers(self, storage_key: bytes) -> dict[str, str]:
+    def token(self, storage_key: bytes) -> str:
         grant = seal_grant(
             storage_key, Grant("user", self.account_id, self.private_key, int(time.time()) + 3600)
         )
-        token = self.issuer.mint(self.account_id, roles=["institution"], grant=grant, ttl=3600)
-        return {"Authorization": f"Bearer {token}"}
+        return self.issuer.mint(self.account_id, roles=["institution"], grant=grant, ttl=3600)
 
 
 @contextlib.asynccontextmanager
@@ -199,8 +199,7 @@ async def wait_ready(base_url: str, proc: subprocess.Popen[bytes], log: Path) ->
 
 
 async def ingest(
-    client: httpx.AsyncClient,
-    headers: dict[str, str],
+    api: SuiteClient,
     package_id: str,
     paths: list[Path],
     concurrency: int,
@@ -216,18 +215,13 @@ async def ingest(
     async def worker() -> None:
         while not queue.empty():
             group = queue.get_nowait()
-            url = f"/storage/v1/packages/{package_id}/instances"
             if len(group) == 1:
-                response = await client.post(
-                    url,
-                    headers={**headers, "Content-Type": "application/dicom"},
-                    content=group[0].read_bytes(),
-                )
+                data = group[0].read_bytes()
+                answer = await api.upload_instance(package_id, data, length=len(data))
             else:
-                files = [("file", (p.name, p.read_bytes(), "application/dicom")) for p in group]
-                response = await client.post(url, headers=headers, files=files)
-            response.raise_for_status()
-            stored.extend(response.json()["instances"])
+                files = [(p.name, p.read_bytes()) for p in group]
+                answer = await api.upload_instances(package_id, files)
+            stored.extend(answer["instances"])
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -280,8 +274,7 @@ async def read_archive(
 
 
 async def big_upload(
-    client: httpx.AsyncClient,
-    headers: dict[str, str],
+    api: SuiteClient,
     package_id: str,
     gigabytes: float,
     pid: int,
@@ -310,12 +303,8 @@ async def big_upload(
     sampler = asyncio.create_task(sample())
     started = time.perf_counter()
     try:
-        response = await client.post(
-            f"/storage/v1/packages/{package_id}/instances",
-            headers={**headers, "Content-Type": "application/dicom"},
-            content=body(),
-        )
-        response.raise_for_status()
+        # Chunked: the size is not announced, storage bounds it while it streams.
+        await api.upload_instance(package_id, body(), length=None)
     finally:
         sampler.cancel()
     return time.perf_counter() - started, len(header) + pixel_bytes, (peak - baseline) / MIB
@@ -374,12 +363,12 @@ async def main() -> None:
         base_url = f"http://127.0.0.1:{port}"
         await wait_ready(base_url, proc, log)
         client = await stack.enter_async_context(httpx.AsyncClient(base_url=base_url, timeout=600))
-        headers = identity.headers(storage_key)
+        token = identity.token(storage_key)
+        headers = {"Authorization": f"Bearer {token}"}
+        api = SuiteClient(http=client, token=token)
 
-        package_id = (await client.post("/storage/v1/packages", headers=headers)).json()["id"]
-        ingest_seconds, stored = await ingest(
-            client, headers, package_id, paths, args.concurrency, args.batch
-        )
+        package_id = (await api.create_package()).id
+        ingest_seconds, stored = await ingest(api, package_id, paths, args.concurrency, args.batch)
         decrypt_seconds, decrypt_bytes = await read_back(client, headers, stored, args.concurrency)
         study_id = stored[0]["study_id"]
         zip_seconds, zip_bytes = await read_archive(client, headers, study_id)
@@ -413,9 +402,7 @@ async def main() -> None:
             f"  = {zip_mb_s / copy_mb_s:.2f} x plain copy"
         )
         if args.big_gb > 0:
-            seconds, size, growth = await big_upload(
-                client, headers, package_id, args.big_gb, proc.pid
-            )
+            seconds, size, growth = await big_upload(api, package_id, args.big_gb, proc.pid)
             print(
                 f"streamed upload of {size / 1024**3:.2f} GiB: {size / mb / seconds:.1f} MB/s, "
                 f"server peak RSS growth {growth:.0f} MiB"

@@ -1,3 +1,3 @@
-from e2e_suite import s3_server, smtp_server, suite
+from tests.e2e.support import s3_server, smtp_server, suite
 
 __all__ = ["s3_server", "smtp_server", "suite"]

@@ -1,6 +1,7 @@
 """The whole DLX flow through the gateway, with every service a real process on
-PostgreSQL and the S3 protocol: publish with `hds publish`, then token, tokentfa, list,
-download of each item, downloadall, resume by Range, and the IHE PDI checks."""
+PostgreSQL and the S3 protocol: publish with the suite's client (what `hds publish`
+runs), then token, tokentfa, list, download of each item, downloadall, resume by Range,
+and the IHE PDI checks."""
 
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ from pathlib import Path
 import httpx
 import pydicom
 import pytest
-from e2e_suite import RunningSuite, publish
 from jose import jwt
 from pydicom.fileset import FileSet
 
 from hds_common.testing.dicom import DicomFile, make_pdf, make_study, write_study
+from tests.e2e.support import RunningSuite, publish
 
 pytestmark = pytest.mark.slow
 

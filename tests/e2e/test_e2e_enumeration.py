@@ -13,7 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_suite import RunningSuite
+
+from tests.e2e.support import RunningSuite
 
 pytestmark = pytest.mark.slow
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2e_suite import RunningSuite
 from jose import jwt
 
 from hds_common.testing.dicom import make_dicom
 from hds_common.testing.tokens import TestIssuer
+from tests.e2e.support import RunningSuite
 
 pytestmark = pytest.mark.slow
 

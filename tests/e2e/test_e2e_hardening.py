@@ -20,12 +20,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2e_suite import RunningSuite, publish, wait_until_ready
-from test_e2e_shares import register
 
 from hds_common.testing.dicom import make_dicom, make_study, write_study
 from hds_common.testing.ports import free_port
 from hds_common.testing.processes import stop_process
+from tests.e2e.support import RunningSuite, publish, wait_until_ready
+from tests.e2e.test_e2e_shares import register
 
 pytestmark = pytest.mark.slow
 
@@ -155,7 +155,7 @@ def test_a_non_ascii_service_token_is_refused_with_401(
     response = httpx.request(
         method,
         suite.env[service] + path,
-        headers={"X-HDS-Service-Token": token.encode("latin-1")},
+        headers={b"X-HDS-Service-Token": token.encode("latin-1")},
         json={},
         timeout=30,
     )
@@ -298,15 +298,15 @@ def _closed_within(connections: list[socket.socket], seconds: float) -> set[sock
         deadline = time.monotonic() + seconds
         while len(closed) < len(connections) and time.monotonic() < deadline:
             for key, _ in selector.select(timeout=max(0.0, deadline - time.monotonic())):
-                connection = key.fileobj
-                assert isinstance(connection, socket.socket)
+                ready = key.fileobj
+                assert isinstance(ready, socket.socket)
                 try:
-                    data = connection.recv(65536)
+                    data = ready.recv(65536)
                 except ConnectionError:
                     data = b""
                 if not data:
-                    closed.add(connection)
-                    selector.unregister(connection)
+                    closed.add(ready)
+                    selector.unregister(ready)
     return closed
 
 

@@ -19,10 +19,10 @@ from typing import Any
 import httpx
 import pydicom.data
 import pytest
-from e2e_suite import RunningSuite
 
 from hds_common.testing.dicom import broken_dicom_files, broken_pdf_files, make_dicom, make_pdf
 from hds_common.testing.orthanc import import_into_orthanc
+from tests.e2e.support import RunningSuite
 
 pytestmark = pytest.mark.slow
 

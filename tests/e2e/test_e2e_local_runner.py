@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from e2e_suite import REPO
 
 from hds_common.testing.dicom import make_pdf, make_study, write_study
 from hds_common.testing.ports import free_port_block
+from tests.e2e.support import REPO
 
 pytestmark = pytest.mark.slow
 

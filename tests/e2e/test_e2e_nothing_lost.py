@@ -17,12 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_suite import RunningSuite, publish, start_suite
-from test_e2e_shares import register
 
 from hds_common.testing.dicom import DicomFile, make_study, write_study
 from hds_common.testing.s3server import MotoS3Server
 from hds_common.testing.smtp import SmtpTestServer
+from tests.e2e.support import RunningSuite, publish, start_suite
+from tests.e2e.test_e2e_shares import register
 
 pytestmark = pytest.mark.slow
 

@@ -30,7 +30,6 @@ from urllib.parse import urlsplit
 import aioboto3
 import asyncpg
 import pytest
-from e2e_suite import RunningSuite, publish
 
 from hds_auth.userkeys import KeySlot, WrongSecret, normalise_recovery_code, unwrap_slot
 from hds_common.crypto import (
@@ -40,6 +39,7 @@ from hds_common.crypto import (
     private_key_to_bytes,
 )
 from hds_storage.keys import open_slot
+from tests.e2e.support import RunningSuite, publish
 
 pytestmark = pytest.mark.slow
 

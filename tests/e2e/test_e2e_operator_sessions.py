@@ -24,15 +24,6 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_suite import (
-    RunningSuite,
-    bearer,
-    dlx_token,
-    institution_headers,
-    log_in,
-    publish,
-    register_patient,
-)
 from jose import jwt
 from sqlalchemy import inspect, text
 
@@ -51,6 +42,15 @@ from hds_common.crypto import (
 from hds_common.db import create_engine
 from hds_common.testing.dicom import make_pdf, make_study, write_study
 from hds_storage.keys import MetaCipher, open_slot
+from tests.e2e.support import (
+    RunningSuite,
+    bearer,
+    dlx_token,
+    institution_headers,
+    log_in,
+    publish,
+    register_patient,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_suite import (
+
+from hds_common.testing.dicom import make_pdf, make_study, write_study
+from tests.e2e.support import (
     RunningSuite,
     bearer,
     dlx_token,
@@ -23,8 +25,6 @@ from e2e_suite import (
     publish,
     register_patient,
 )
-
-from hds_common.testing.dicom import make_pdf, make_study, write_study
 
 pytestmark = pytest.mark.slow
 

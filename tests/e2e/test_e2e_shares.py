@@ -13,9 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2e_suite import RunningSuite, publish
 
 from hds_common.testing.dicom import make_study, write_study
+from tests.e2e.support import RunningSuite, publish
 
 pytestmark = pytest.mark.slow
 

@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 
 from hds_codes.config import Settings
-from hds_codes.db import migrate
-from hds_common.app import serve
-from hds_common.serving import HttpLimits
+from hds_common.app import service_main
+from hds_common.db import migrate_service
+
+
+def migrate(settings: Settings) -> None:
+    asyncio.run(migrate_service("hds_codes", settings.database_url))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="hds_codes")
-    parser.add_argument("command", choices=["serve", "migrate"])
-    args = parser.parse_args()
-    settings = Settings()
-    if args.command == "migrate":
-        asyncio.run(migrate(settings.database_url))
-        return
-    serve(
+    service_main(
+        "hds_codes",
         "hds_codes.main:app_from_env",
-        host=settings.host,
-        port=settings.port,
-        limits=HttpLimits.from_settings(settings.suite),
+        Settings,
+        {"migrate": ("apply the database migrations", migrate)},
     )
 
 

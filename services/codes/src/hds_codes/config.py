@@ -5,20 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from hds_common.crypto import Argon2Params
-from hds_common.settings import SuiteSettings
+from hds_common.settings import DatabaseServiceSettings
 
 
-class Settings(BaseSettings):
+class Settings(DatabaseServiceSettings):
     model_config = SettingsConfigDict(env_prefix="HDS_CODES_", extra="ignore")
 
-    host: str = "127.0.0.1"
     port: int = 8002
     # Embedded default: a SQLite file under ./var; production: postgresql://…
     database_url: str = "sqlite:///var/codes.db"
-    migrate_on_start: bool = True
 
     # Secret of the keyed lookup hash (HMAC-SHA256) under which codes are found, as
     # HDS_KEY_PROVIDER finds it (a file path for "file"; created on first start). Every
@@ -60,8 +58,6 @@ class Settings(BaseSettings):
 
     # Lifetime of the package grant handed out after a successful validation.
     grant_ttl_seconds: int = Field(default=900, ge=60)
-
-    suite: SuiteSettings = Field(default_factory=SuiteSettings)
 
     @model_validator(mode="after")
     def _consistent_validity(self) -> Settings:

@@ -1,24 +1,31 @@
-"""Dependencies of the routes: runtime, caller identity, calling service."""
+"""Dependencies of the routes: runtime, caller identity, client address. The calling
+service of an ``/internal`` route is ``hds_common.deps.CallingServiceDep``."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from hds_codes.errors import InstitutionOnly
 from hds_codes.runtime import Runtime
-from hds_common.errors import Forbidden, Unauthorized
-from hds_common.service_auth import SERVICE_TOKEN_HEADER, verify_service_token
+from hds_common.deps import bearer_claims
+from hds_common.errors import InvalidToken, MissingToken
 from hds_common.tokens import ACCOUNT_AUDIENCE, TokenClaims
 
 __all__ = [
-    "ClientAddress",
-    "CurrentAccount",
-    "CurrentInstitution",
-    "InternalService",
+    "ACCOUNT_PROBLEMS",
+    "INSTITUTION_PROBLEMS",
+    "AccountDep",
+    "ClientAddressDep",
+    "InstitutionDep",
     "RuntimeDep",
 ]
+
+# What the dependencies below answer, for the routes' ``problem_responses``.
+ACCOUNT_PROBLEMS = (MissingToken, InvalidToken)
+INSTITUTION_PROBLEMS = (*ACCOUNT_PROBLEMS, InstitutionOnly)
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -32,37 +39,24 @@ _bearer = HTTPBearer(
     auto_error=False, description="Account token (JWT) issued by the identity service"
 )
 
+_account_claims = bearer_claims(audience=ACCOUNT_AUDIENCE, scheme=_bearer)
+# hds_common.deps (as of 13967f6) annotates this parameter with a string naming its local
+# `scheme`, which FastAPI cannot resolve (the app's OpenAPI fails); the same annotation as
+# an object. Harmless once hds_common resolves it itself.
+_account_claims.__annotations__["credentials"] = Annotated[
+    HTTPAuthorizationCredentials | None, Security(_bearer)
+]
 
-async def current_account(
-    runtime: RuntimeDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> TokenClaims:
-    if credentials is None:
-        raise Unauthorized("bearer token required", slug="missing-token")
-    return await runtime.verifier.verify(credentials.credentials, audience=ACCOUNT_AUDIENCE)
-
-
-CurrentAccount = Annotated[TokenClaims, Depends(current_account)]
+AccountDep = Annotated[TokenClaims, Depends(_account_claims)]
 
 
-async def current_institution(claims: CurrentAccount) -> TokenClaims:
+async def current_institution(claims: AccountDep) -> TokenClaims:
     if not claims.has_role("institution"):
-        raise Forbidden("only institutions manage access codes", slug="institution-only")
+        raise InstitutionOnly("only institutions manage access codes")
     return claims
 
 
-CurrentInstitution = Annotated[TokenClaims, Depends(current_institution)]
-
-
-def internal_service(
-    runtime: RuntimeDep,
-    token: Annotated[str | None, Header(alias=SERVICE_TOKEN_HEADER)] = None,
-) -> str:
-    """The calling service's name; ``/internal`` routes are for the suite's services only."""
-    return verify_service_token(runtime.settings.suite.internal_secret.get_secret_value(), token)
-
-
-InternalService = Annotated[str, Depends(internal_service)]
+InstitutionDep = Annotated[TokenClaims, Depends(current_institution)]
 
 
 def client_address(request: Request) -> str:
@@ -70,4 +64,4 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-ClientAddress = Annotated[str, Depends(client_address)]
+ClientAddressDep = Annotated[str, Depends(client_address)]

@@ -9,16 +9,17 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from hds_codes.api import ROUTERS
+from hds_codes.clients.identity import IdentityClient
+from hds_codes.clients.storage import StorageClient
+from hds_codes.codes.router import router as codes_router
 from hds_codes.config import Settings
-from hds_codes.db import migrate
+from hds_codes.imports.router import router as imports_router
+from hds_codes.internal.router import router as internal_router
 from hds_codes.lookup import LookupKey
-from hds_codes.neighbours import AuthClient, StorageClient
 from hds_codes.runtime import CodesMetrics, Runtime
 from hds_codes.slots import KeyDeriver
 from hds_common.app import create_service_app
-from hds_common.crypto import b64d, public_key_from_bytes
-from hds_common.db import create_engine, create_session_maker, ping_database
+from hds_common.db import create_engine, create_session_maker, migrate_service, ping_database
 from hds_common.http import internal_client
 from hds_common.key_provider import key_provider
 from hds_common.logs import configure_logging
@@ -27,6 +28,7 @@ from hds_common.serving import HttpLimits
 from hds_common.tokens import JwksClient, StorageSessions, TokenVerifier
 
 JWKS_PATH = "/.well-known/jwks.json"
+ROUTERS = (codes_router, imports_router, internal_router)
 
 
 @asynccontextmanager
@@ -36,17 +38,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     internal_secret = suite.internal_secret.get_secret_value()
     if not internal_secret:
         raise RuntimeError("HDS_INTERNAL_SECRET is not set")
-    if not suite.grant_public_key:
-        raise RuntimeError("HDS_GRANT_PUBLIC_KEY (the storage service's public key) is not set")
+    # Codes seals every package key it hands on to storage: no start without its key.
     try:
-        grant_public_key = public_key_from_bytes(b64d(suite.grant_public_key))
-    except ValueError:
-        raise RuntimeError("HDS_GRANT_PUBLIC_KEY is not a base64url X25519 public key") from None
+        grant_public_key = suite.grant_public_x25519
+    except ValueError as exc:
+        raise RuntimeError(str(exc)) from None
+    if grant_public_key is None:
+        raise RuntimeError("HDS_GRANT_PUBLIC_KEY (the storage service's public key) is not set")
     secret = await asyncio.to_thread(
         key_provider(suite.key_provider).secret, str(settings.lookup_secret_file)
     )
     if settings.migrate_on_start:
-        await migrate(settings.database_url)
+        await migrate_service("hds_codes", settings.database_url)
 
     async with AsyncExitStack() as stack:
         engine = create_engine(settings.database_url)
@@ -73,9 +76,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 liveness=StorageSessions(storage_http),
                 liveness_ttl=suite.session_check_seconds,
             ),
-            auth=AuthClient(auth_http),
+            identity=IdentityClient(auth_http),
             storage=StorageClient(storage_http, grant_public_key),
-            grant_public_key=grant_public_key,
             metrics=app.state.codes_metrics,
         )
         yield

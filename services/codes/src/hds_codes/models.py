@@ -8,11 +8,15 @@ date, salt)). Without the code and the birth date the slot reveals nothing.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from sqlalchemy import Index, Integer, LargeBinary, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from hds_common.db import NAMING_CONVENTION, UtcDateTime, utcnow
+
+# The state of a code, derived from its row and the time (not stored).
+CodeState = Literal["active", "locked", "expired", "revoked"]
 
 
 class Base(DeclarativeBase):

@@ -6,13 +6,13 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hds_codes.clients.identity import IdentityClient
+from hds_codes.clients.storage import StorageClient
 from hds_codes.config import Settings
 from hds_codes.lookup import LookupKey
-from hds_codes.neighbours import AuthClient, StorageClient
 from hds_codes.slots import KeyDeriver
 from hds_common.db import utcnow
 from hds_common.tokens import TokenVerifier
@@ -47,9 +47,8 @@ class Runtime:
     lookup: LookupKey
     deriver: KeyDeriver
     verifier: TokenVerifier
-    auth: AuthClient
+    identity: IdentityClient
     storage: StorageClient
-    grant_public_key: X25519PublicKey
     metrics: CodesMetrics
     # Replaced in tests to move through expiry and lock periods.
     clock: Clock = field(default=utcnow)

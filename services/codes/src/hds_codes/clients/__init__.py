@@ -1,0 +1,2 @@
+"""Clients of the neighbours codes calls: the identity service and the storage service
+(their ``/internal`` routes, with the service token)."""

@@ -1,0 +1,2 @@
+"""Institutions' access codes: issue, list, search, expire, reactivate, revoke; QR
+codes and the carrier sheet."""

@@ -1,0 +1,1 @@
+"""Import of a code into the caller's account."""
