@@ -40,7 +40,7 @@ from hds_common.pdi import (
     plan_zip,
     stream_zip,
 )
-from hds_common.service_auth import require_service
+from hds_common.service_auth import SERVICE_TOKEN_HEADER, verify_service_token
 from hds_common.testing.dicom import make_dicom, make_pdf
 from hds_common.testing.tokens import TestIssuer
 from hds_common.tokens import DLX_AUDIENCE
@@ -59,7 +59,14 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 def _service_dependency(secret: str) -> Any:
-    return Depends(require_service(lambda: secret))
+    """The service-token check of the real services' ``/internal`` routes."""
+
+    def calling_service(
+        token: Annotated[str | None, Header(alias=SERVICE_TOKEN_HEADER)] = None,
+    ) -> str:
+        return verify_service_token(secret, token)
+
+    return Depends(calling_service)
 
 
 # --- codes ------------------------------------------------------------------------------
