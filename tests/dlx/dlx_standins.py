@@ -55,6 +55,7 @@ __all__ = [
     "dicom_file",
 ]
 
+ITEM_KIND_HEADER = "X-HDS-Item-Kind"
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -390,11 +391,14 @@ _CHUNK = 256 * 1024
 
 
 class StorageStandin:
-    """Package status, items, IHE PDI archives (ranged) and documents."""
+    """Package status, items, an item's content, IHE PDI archives (ranged) and documents."""
 
     def __init__(self, secret: str) -> None:
         self.packages: dict[str, StandinPackage] = {}
+        # The archives asked for (whole package, or a study's content): items, conditions.
         self.archive_requests: list[dict[str, Any]] = []
+        # The path of every request, in order (how many calls one DLX request costs).
+        self.requests: list[str] = []
         # Streams pause after ``gate_after`` bytes until ``gate`` is set (tests of
         # concurrency and of clients that go away half-way).
         self.gate: asyncio.Event | None = None
@@ -412,6 +416,12 @@ class StorageStandin:
             service="storage-standin", title="storage stand-in", description=""
         )
         service = _service_dependency(secret)
+
+        @self.app.middleware("http")
+        async def count(request: Request, call_next: Any) -> Response:
+            self.requests.append(request.url.path)
+            response: Response = await call_next(request)
+            return response
 
         @self.app.get("/internal/v1/key-sessions/{session_id}", dependencies=[service])
         async def key_session(session_id: str) -> dict[str, str]:
@@ -483,33 +493,40 @@ class StorageStandin:
                 raise NotFound("unknown item", slug="item-not-found")
             if not studies and not documents:  # like storage: nothing (left) to send
                 raise NotFound("the package holds no studies or reports", slug="package-empty")
-            objects: dict[str, bytes] = {}
-            for study in studies:
-                objects.update(study.objects)
-            for document in documents:
-                objects[document.item_id] = document.data
-            plan = plan_zip(
-                pdi_layout(
-                    _merge_patients([study.patient for study in studies]),
-                    [
-                        PdiDocument(
-                            object_id=d.item_id,
-                            title=d.title,
-                            size=len(d.data),
-                            crc32=zlib.crc32(d.data),
-                        )
-                        for d in documents
-                    ],
-                    readme_text=README_TEXT,
+            return self._archive(request, studies, documents)
+
+        @self.app.get(
+            "/internal/v1/packages/{package_id}/items/{item_id}/content", dependencies=[service]
+        )
+        async def item_content(
+            package_id: str,
+            item_id: str,
+            request: Request,
+            grant: Annotated[str | None, Header(alias="X-HDS-Grant")] = None,
+        ) -> Response:
+            """A study's IHE PDI ZIP or a document, with its kind in ``X-HDS-Item-Kind``."""
+            package = package_with_grant(package_id, grant)
+            if package.state != "complete":
+                raise incomplete(package)
+            study = next((s for s in package.studies if s.item_id == item_id), None)
+            document = next((d for d in package.documents if d.item_id == item_id), None)
+            if study is not None:
+                self.archive_requests.append(
+                    {
+                        "items": [item_id],
+                        "range": request.headers.get("range"),
+                        "if_range": request.headers.get("if-range"),
+                    }
                 )
-            )
-            return self._ranged(
-                request,
-                total=plan.total_size,
-                etag=plan.etag,
-                media_type="application/zip",
-                body=lambda start, end: stream_zip(plan, self._open_object(objects), start, end),
-            )
+                response = self._archive(request, [study], [])
+                kind = "study"
+            elif document is not None:
+                response = self._document(request, document)
+                kind = "document"
+            else:
+                raise NotFound("no such item in this package", slug="item-not-found")
+            response.headers[ITEM_KIND_HEADER] = kind
+            return response
 
         @self.app.get(
             "/internal/v1/packages/{package_id}/documents/{document_id}", dependencies=[service]
@@ -524,20 +541,54 @@ class StorageStandin:
             found = next((d for d in package.documents if d.item_id == document_id), None)
             if found is None:
                 raise NotFound("unknown document", slug="document-not-found")
-            data = found.data
-            opener = self._open_object({document_id: data})
-            return self._ranged(
-                request,
-                total=len(data),
-                etag=f'"{zlib.crc32(data):08x}"',
-                media_type="application/pdf",
-                body=lambda start, end: opener(document_id, start, end - start),
-            )
+            return self._document(request, found)
 
     def add_package(self, *, state: str = "complete") -> StandinPackage:
         package = StandinPackage(id=str(uuid.uuid4()), grant=secrets.token_urlsafe(24), state=state)
         self.packages[package.id] = package
         return package
+
+    def _archive(
+        self, request: Request, studies: list[StandinStudy], documents: list[StandinDocument]
+    ) -> Response:
+        objects: dict[str, bytes] = {}
+        for study in studies:
+            objects.update(study.objects)
+        for document in documents:
+            objects[document.item_id] = document.data
+        plan = plan_zip(
+            pdi_layout(
+                _merge_patients([study.patient for study in studies]),
+                [
+                    PdiDocument(
+                        object_id=d.item_id,
+                        title=d.title,
+                        size=len(d.data),
+                        crc32=zlib.crc32(d.data),
+                    )
+                    for d in documents
+                ],
+                readme_text=README_TEXT,
+            )
+        )
+        return self._ranged(
+            request,
+            total=plan.total_size,
+            etag=plan.etag,
+            media_type="application/zip",
+            body=lambda start, end: stream_zip(plan, self._open_object(objects), start, end),
+        )
+
+    def _document(self, request: Request, document: StandinDocument) -> Response:
+        data = document.data
+        opener = self._open_object({document.item_id: data})
+        return self._ranged(
+            request,
+            total=len(data),
+            etag=f'"{zlib.crc32(data):08x}"',
+            media_type="application/pdf",
+            body=lambda start, end: opener(document.item_id, start, end - start),
+        )
 
     def _ranged(
         self,

@@ -14,7 +14,7 @@ from dlx_harness import BIRTH_DATE, World, bearer, dlx_client, dlx_settings
 from fastapi import FastAPI
 from pydicom.fileset import FileSet
 
-from hds_dlx.deps import Neighbours
+from hds_dlx.runtime import Runtime
 
 
 def _unzip(content: bytes, target: Path) -> zipfile.ZipFile:
@@ -25,8 +25,8 @@ def _unzip(content: bytes, target: Path) -> zipfile.ZipFile:
 
 
 def _slots(app: FastAPI) -> int:
-    neighbours: Neighbours = app.state.neighbours
-    return neighbours.slots.in_use
+    runtime: Runtime = app.state.runtime
+    return runtime.slots.in_use
 
 
 async def test_download_of_a_study_is_its_ihe_pdi_zip(

@@ -11,8 +11,8 @@ from hds_common.testing.asgi import ServiceRouterTransport, running
 from hds_common.testing.tokens import TestIssuer
 from hds_common.tokens import ACCOUNT_AUDIENCE, DLX_AUDIENCE
 from hds_dlx.main import create_app
-from hds_dlx.schemas import StorageItem
-from hds_dlx.service import data_item
+from hds_dlx.clients.schemas import StorageItem
+from hds_dlx.downloads.service import data_item
 
 
 def _no_nulls(value: Any) -> bool:

@@ -16,7 +16,7 @@ from dlx_harness import World, dlx_settings
 from fastapi import FastAPI
 
 from hds_common.testing.asgi import serving
-from hds_dlx.deps import Neighbours
+from hds_dlx.runtime import Runtime
 from hds_dlx.main import create_app
 
 MiB = 1024 * 1024
@@ -109,7 +109,7 @@ async def test_client_going_away_mid_download_frees_the_slot_and_the_upstream(
     storage.gate = asyncio.Event()  # storage pauses after the first MiB of an object
     storage.gate_after = MiB
     async with served_dlx(world, stream_client, max_concurrent_downloads=1) as (client, app):
-        neighbours: Neighbours = app.state.neighbours
+        runtime: Runtime = app.state.runtime
         async with client.stream("GET", f"/dlx/v1/download/{big_study}") as response:
             assert response.status_code == 200
             # Keep a reference: an abandoned iterator is closed by the garbage collector,
@@ -118,12 +118,12 @@ async def test_client_going_away_mid_download_frees_the_slot_and_the_upstream(
             received = 0
             while received < 64 * 1024:
                 received += len(await anext(chunks))
-            assert neighbours.slots.in_use == 1
+            assert runtime.slots.in_use == 1
             busy = await client.get(f"/dlx/v1/download/{big_study}")
             assert busy.status_code == 503
             assert busy.json() == {"timeOutInSeconds": 10}
         # Leaving the block closed the connection half-way through the body.
-        await _until(lambda: neighbours.slots.in_use == 0)
+        await _until(lambda: runtime.slots.in_use == 0)
         await _until(lambda: storage.streams_aborted >= 1)
         assert storage.streams_completed == 0
 
@@ -131,7 +131,7 @@ async def test_client_going_away_mid_download_frees_the_slot_and_the_upstream(
         again = await client.get(f"/dlx/v1/download/{big_study}")
         assert again.status_code == 200
         assert zipfile.ZipFile(io.BytesIO(again.content)).testzip() is None
-        assert neighbours.slots.in_use == 0
+        assert runtime.slots.in_use == 0
 
 
 @pytest.mark.parametrize("stream_client", ["aiohttp", "httpx"])
@@ -144,13 +144,13 @@ async def test_upstream_breaking_off_mid_download_cuts_the_download_short(
     storage = world.storage
     storage.fail_after = MiB  # within the first object (2 MiB each)
     async with served_dlx(world, stream_client) as (client, app):
-        neighbours: Neighbours = app.state.neighbours
+        runtime: Runtime = app.state.runtime
         lengths: list[int] = []  # announced, then each piece received
         with pytest.raises(httpx.RemoteProtocolError):
             await _read_body(client, f"/dlx/v1/download/{big_study}", lengths)
         announced, received = lengths[0], sum(lengths[1:])
         assert 0 < received < announced
-        await _until(lambda: neighbours.slots.in_use == 0)
+        await _until(lambda: runtime.slots.in_use == 0)
 
         storage.fail_after = None
         again = await client.get(f"/dlx/v1/download/{big_study}")

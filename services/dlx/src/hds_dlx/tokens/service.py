@@ -1,39 +1,41 @@
-"""DLX rules: the questions, reading the answers, the public base path, the item mapping."""
+"""The way in: the questions, reading the answers, the public base path, the token."""
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from urllib.parse import urlsplit
 
-from hds_dlx.schemas import (
+from hds_dlx.clients.auth import AuthClient
+from hds_dlx.clients.codes import CodesClient
+from hds_dlx.clients.schemas import CodeValidation
+from hds_dlx.config import API_PREFIX, Settings
+from hds_dlx.dates import parse_date
+from hds_dlx.errors import TfaFailed
+from hds_dlx.tokens.schemas import (
     ApiInfo,
-    DataItem,
     Question,
-    StorageItem,
     TfaAnswers,
     TfaQuestion,
     TfaQuestions,
 )
 
 __all__ = [
-    "API_PREFIX",
     "BIRTH_DATE_QUESTION_ID",
     "DLX_VERSION",
+    "MAX_CODE_LENGTH",
     "api_base_path",
     "api_info",
     "birth_date_answer",
-    "data_item",
-    "dicom_date",
-    "download_filename",
+    "issue_token",
+    "settings_api_info",
     "tfa_questions",
+    "token_ttl",
 ]
 
-API_PREFIX = "/dlx/v1"
 DLX_VERSION = "v1"
 BIRTH_DATE_QUESTION_ID = "1"
-STUDY_MIME_TYPE = "application/zip"
-DOCUMENT_MIME_TYPE = "application/pdf"
+# codes accepts at most 64 characters; longer values are wrong without asking it.
+MAX_CODE_LENGTH = 64
 
 # Every code, known or not, is asked exactly this: the answer to /token must not depend
 # on the code, so /token never looks it up (no lookup, no timing difference).
@@ -47,12 +49,20 @@ _BIRTH_DATE_QUESTION = TfaQuestion(
     answer_format="DATE",
 )
 
-_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9_-]+")
-
 
 def api_info(*, base_path: str, vendor_information: str) -> ApiInfo:
     return ApiInfo(
         dlx_version=DLX_VERSION, vendor_information=vendor_information, api_base_path=base_path
+    )
+
+
+def settings_api_info(settings: Settings) -> ApiInfo:
+    """``api_info`` as configured (never from the request, see :func:`api_base_path`)."""
+    return api_info(
+        base_path=api_base_path(
+            public_base_url=settings.suite.public_base_url, override=settings.public_base_path
+        ),
+        vendor_information=settings.vendor_information,
     )
 
 
@@ -70,25 +80,7 @@ def birth_date_answer(answers: TfaAnswers) -> dt.date | None:
     ]
     if len(given) != 1 or given[0] is None:
         return None
-    return _parse_date(given[0].strip())
-
-
-def _parse_date(value: str) -> dt.date | None:
-    if re.fullmatch(r"[0-9]{8}", value):
-        digits = value
-    elif re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
-        digits = value.replace("-", "")
-    else:
-        return None
-    try:
-        return dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
-    except ValueError:
-        return None
-
-
-def dicom_date(value: str | None) -> dt.date | None:
-    """A DICOM DA (``YYYYMMDD``) as a date; None for empty or partial values."""
-    return _parse_date(value.strip()) if value else None
+    return parse_date(given[0].strip())
 
 
 def api_base_path(*, public_base_url: str, override: str | None) -> str:
@@ -107,37 +99,33 @@ def api_base_path(*, public_base_url: str, override: str | None) -> str:
     return f"{public.scheme}://{public.netloc}{path}"
 
 
-def data_item(item: StorageItem) -> DataItem | None:
-    """The DLX ``dataItem`` of a storage item; None for kinds DLX cannot deliver."""
-    if item.kind == "study":
-        mime_type = STUDY_MIME_TYPE
-    elif item.kind == "document":
-        mime_type = item.mime_type or DOCUMENT_MIME_TYPE
-    else:
-        return None
-    modalities = item.modalities
-    if isinstance(modalities, list):
-        # Multiple values as DICOM writes them (ModalitiesInStudy, 0008,0061).
-        modalities = "\\".join(m for m in modalities if m)
-    return DataItem(
-        id=item.id,
-        mime_type=mime_type,
-        description=item.description or "",
-        study_instance_uid=item.study_instance_uid or None,
-        date=dicom_date(item.date),
-        modalities=modalities or None,
-        patients_name=item.patient_name or None,
-        patients_birthdate=dicom_date(item.patient_birth_date),
-        patients_sex=item.patient_sex or None,
-        file_count=item.file_count,
-    )
+def token_ttl(configured_seconds: int, validation: CodeValidation) -> int:
+    """The configured lifetime, but never beyond the code's or its grant's expiry."""
+    ttl = configured_seconds
+    now = dt.datetime.now(dt.UTC)
+    for expiry in (validation.expires_at, validation.code_expires_at):
+        if expiry is not None:
+            if expiry.tzinfo is None:
+                expiry = expiry.replace(tzinfo=dt.UTC)
+            ttl = min(ttl, int((expiry - now).total_seconds()))
+    return max(1, ttl)
 
 
-def download_filename(item: StorageItem | None) -> str:
-    """An attachment name that is safe on every file system and in a quoted header."""
-    if item is None:
-        return "dlx-download.zip"
-    safe_id = _UNSAFE_FILENAME.sub("_", item.id).strip("_")[:64] or "item"
-    if item.kind == "study":
-        return f"study-{safe_id}.zip"
-    return f"report-{safe_id}.pdf"
+async def issue_token(
+    codes: CodesClient,
+    auth: AuthClient,
+    *,
+    code: str,
+    answers: TfaAnswers,
+    client: str,
+    ttl_seconds: int,
+) -> str:
+    """The DLX JWT for a code and its answers: 401 for a wrong or unreadable answer or a
+    value no code can have (without asking codes), else what codes decides."""
+    birth_date = birth_date_answer(answers)
+    if birth_date is None:
+        raise TfaFailed("Answer questionId 1 with the birth date as YYYYMMDD.")
+    if not code.strip() or len(code) > MAX_CODE_LENGTH:
+        raise TfaFailed()
+    validation = await codes.validate(code=code, birth_date=birth_date, client=client)
+    return await auth.mint_dlx_token(validation, ttl_seconds=token_ttl(ttl_seconds, validation))
