@@ -12,12 +12,12 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-from dlx_harness import World, dlx_settings
 from fastapi import FastAPI
 
 from hds_common.testing.asgi import serving
-from hds_dlx.runtime import Runtime
 from hds_dlx.main import create_app
+from hds_dlx.runtime import Runtime
+from tests.dlx.support import World, dlx_settings
 
 MiB = 1024 * 1024
 

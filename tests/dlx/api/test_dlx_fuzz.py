@@ -13,8 +13,6 @@ import os
 from collections.abc import Callable, Iterator
 
 import pytest
-from dlx_harness import BIRTH_DATE, ERIKA, MAX, SECRET, World, dlx_client, dlx_settings
-from dlx_standins import AuthStandin, CodesStandin, StorageStandin
 from schemathesis import CheckContext, Response
 from schemathesis.checks import not_a_server_error
 
@@ -27,6 +25,9 @@ from hds_common.testing.fuzzing import (
 )
 from hds_common.testing.tokens import TestIssuer
 from hds_dlx.main import create_app
+from tests.dlx.support import BIRTH_DATE, ERIKA, MAX, SECRET, World, dlx_client, dlx_settings
+from tests.dlx.support_standins import AuthStandin, CodesStandin
+from tests.dlx.support_storage import StorageStandin
 
 pytestmark = pytest.mark.slow
 

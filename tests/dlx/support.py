@@ -1,4 +1,5 @@
-"""The DLX service wired to stand-ins of codes, auth and storage (see dlx_standins)."""
+"""The DLX service wired to stand-ins of codes, auth and storage (support_standins.py,
+support_storage.py, support_packages.py), and the steps every DLX test takes."""
 
 from __future__ import annotations
 
@@ -9,14 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from dlx_standins import (
-    AuthStandin,
-    CodesStandin,
-    StandinDocument,
-    StandinPackage,
-    StandinStudy,
-    StorageStandin,
-)
 from fastapi import FastAPI
 
 from hds_common.pdi import PdiPatient
@@ -26,6 +19,9 @@ from hds_common.testing.tokens import TestIssuer
 from hds_common.tokens import DLX_AUDIENCE
 from hds_dlx.config import Settings
 from hds_dlx.main import create_app
+from tests.dlx.support_packages import StandinDocument, StandinPackage, StandinStudy
+from tests.dlx.support_standins import AuthStandin, CodesStandin
+from tests.dlx.support_storage import StorageStandin
 
 SECRET = "dlx-test-internal-secret"
 BIRTH_DATE = dt.date(1970, 1, 1)

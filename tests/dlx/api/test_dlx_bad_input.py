@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from dlx_harness import World
 
 from hds_common.errors import PROBLEM_CONTENT_TYPE
+from tests.dlx.support import World
 
 
 @pytest.mark.parametrize(

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from dlx_harness import World, bearer, dlx_settings
 
 from hds_common.testing.asgi import ServiceRouterTransport, running
 from hds_common.testing.tokens import TestIssuer
 from hds_common.tokens import ACCOUNT_AUDIENCE, DLX_AUDIENCE
-from hds_dlx.main import create_app
 from hds_dlx.clients.schemas import StorageItem
 from hds_dlx.downloads.service import data_item
+from hds_dlx.main import create_app
+from tests.dlx.support import World, bearer, dlx_settings
 
 
 def _no_nulls(value: Any) -> bool:

@@ -7,11 +7,11 @@ from typing import Any
 
 import httpx
 import pytest
-from dlx_harness import World, dlx_client, dlx_settings, tokentfa
 from jose import jwt
 
 from hds_common.tokens import DLX_AUDIENCE, TokenVerifier
 from hds_dlx.config import Settings
+from tests.dlx.support import World, dlx_client, dlx_settings, tokentfa
 
 BIRTH_DATE_QUESTION = {
     "question": [

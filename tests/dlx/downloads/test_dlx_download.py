@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import pydicom
 import pytest
-from dlx_harness import BIRTH_DATE, World, bearer, dlx_client, dlx_settings
 from fastapi import FastAPI
 from pydicom.fileset import FileSet
 
 from hds_dlx.runtime import Runtime
+from tests.dlx.support import BIRTH_DATE, World, bearer, dlx_client, dlx_settings
 
 
 def _unzip(content: bytes, target: Path) -> zipfile.ZipFile:
