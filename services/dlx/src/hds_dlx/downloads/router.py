@@ -1,6 +1,6 @@
 """``list``, ``download/{id}`` and ``downloadall`` under ``/dlx/v1``.
 
-Their documented answers are the contract's (tests/dlx/test_dlx_openapi.py): the binary
+Their documented answers are the contract's (tests/dlx/api/test_dlx_openapi.py): the binary
 200s and the 503 ``comebackLater`` JSON are the standard's own and written out here; the
 400, 401 and 404 answers are the suite's problem+json (``problem_responses``). The 416 for
 a range beyond the end and the 502 of an unreachable storage are answered but not listed,
