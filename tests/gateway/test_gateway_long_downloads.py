@@ -28,7 +28,7 @@ from multidict import CIMultiDict
 from starlette.types import Message
 
 from hds_common.direct_body import DIRECT_READ_MIN_BYTES
-from hds_gateway.proxy import UpstreamPool, UpstreamRequest, send_upstream
+from hds_gateway.proxy.upstream import UpstreamPool, UpstreamRequest, send_upstream
 
 MIB = 1024 * 1024
 # Long enough for a loaded machine, short enough for the stall test.

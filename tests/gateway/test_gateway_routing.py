@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hds_common.errors import NotFound
-from hds_gateway.routing import RateClass, resolve
+from hds_gateway.routing.table import RateClass, resolve
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from hds_common.errors import TooManyRequests
+from hds_gateway.errors import RateLimited
 
 __all__ = ["MemoryRateLimiter", "RateLimiter", "RedisRateLimiter", "enforce"]
 
@@ -79,8 +79,6 @@ async def enforce(limiter: RateLimiter, key: str, *, limit: int, window: int) ->
         return
     retry_after = await limiter.hit(key, limit=limit, window=window)
     if retry_after is not None:
-        raise TooManyRequests(
-            "rate limit exceeded; retry later",
-            slug="rate-limited",
-            retry_after=max(1, math.ceil(retry_after)),
+        raise RateLimited(
+            "rate limit exceeded; retry later", retry_after=max(1, math.ceil(retry_after))
         )

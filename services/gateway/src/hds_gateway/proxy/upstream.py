@@ -26,8 +26,15 @@ from starlette.types import Message, Receive, Scope, Send
 from yarl import URL
 
 from hds_common.direct_body import DirectBody, take_over_body
-from hds_common.errors import BadGateway, BadRequest, GatewayTimeout, PayloadTooLarge
-from hds_gateway.forwarding import upstream_response_headers
+from hds_gateway.errors import (
+    BodyTooLarge,
+    ClientDisconnected,
+    InvalidContentLength,
+    UpstreamFailed,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+from hds_gateway.forwarding.headers import upstream_response_headers
 
 __all__ = ["UpstreamPool", "UpstreamRequest", "UpstreamResponse", "send_upstream"]
 
@@ -92,9 +99,9 @@ def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
             try:
                 length = int(value)
             except ValueError:
-                raise BadRequest("invalid Content-Length", slug="invalid-content-length") from None
+                raise InvalidContentLength() from None
             if length < 0:
-                raise BadRequest("invalid Content-Length", slug="invalid-content-length")
+                raise InvalidContentLength()
             return length
     return None
 
@@ -134,14 +141,6 @@ class _RequestBody:
                 return
 
 
-def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"request body above the limit of {limit} bytes for this route",
-        slug="payload-too-large",
-        limit=limit,
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class UpstreamRequest:
     """What to send where: the raw (still percent-encoded) path and query are forwarded
@@ -163,7 +162,7 @@ async def send_upstream(
     raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
     declared = _content_length(raw_headers)
     if declared is not None and declared > request.body_limit:
-        raise _too_large(request.body_limit)
+        raise BodyTooLarge(request.body_limit)
     body: _RequestBody | None = None
     if (declared or 0) > 0 or (declared is None and _is_chunked(raw_headers)):
         body = _RequestBody(receive, request.body_limit)
@@ -193,21 +192,21 @@ def _translate(
     exc: BaseException, request: UpstreamRequest, body: _RequestBody | None
 ) -> Exception:
     if body is not None and body.exceeded:
-        return _too_large(request.body_limit)
+        return BodyTooLarge(request.body_limit)
     if body is not None and body.client_gone:
-        return BadRequest("the client went away during the upload", slug="client-disconnected")
+        return ClientDisconnected()
     name = request.upstream
     if isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(
         exc, aiohttp.ConnectionTimeoutError
     ):
         log.warning("upstream_unreachable", upstream=name, error=str(exc))
-        return BadGateway(f"the {name} service is unreachable", slug="upstream-unreachable")
+        return UpstreamUnreachable(name)
     if isinstance(exc, TimeoutError):
         log.warning("upstream_timeout", upstream=name, error=type(exc).__name__)
-        return GatewayTimeout(f"the {name} service did not answer in time", slug="upstream-timeout")
+        return UpstreamTimeout(name)
     # Only the exception's type: some messages quote the URL, and URLs may carry a code.
     log.warning("upstream_failed", upstream=name, error=type(exc).__name__)
-    return BadGateway(f"the {name} service failed to answer", slug="upstream-failed")
+    return UpstreamFailed(name)
 
 
 class UpstreamResponse(Response):

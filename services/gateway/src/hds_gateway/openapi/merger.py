@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import structlog
 
-from hds_gateway.routing import upstream_for
+from hds_gateway.routing.table import upstream_for
 
 __all__ = ["OpenApiMerger"]
 

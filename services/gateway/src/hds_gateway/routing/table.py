@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from hds_common.errors import NotFound
 from hds_common.tokens import ACCOUNT_AUDIENCE, DLX_AUDIENCE
+from hds_gateway.errors import RouteNotFound
 
 __all__ = [
     "GATEWAY_PUBLIC_PATHS",
@@ -129,14 +129,14 @@ def upstream_for(path: str) -> str | None:
 
 
 def resolve(method: str, path: str) -> ProxyRoute:
-    """The route of a proxied request, or :class:`NotFound`.
+    """The route of a proxied request, or :class:`RouteNotFound`.
 
     ``path`` is the decoded path. Dot segments are refused: an upstream client that
     normalised ``/auth/../internal/...`` would otherwise reach an internal route.
     """
     upstream = upstream_for(path)
     if upstream is None or _DOT_SEGMENT.search(path):
-        raise NotFound("no such route", slug="route-not-found")
+        raise RouteNotFound("no such route")
     public = any(rule.matches(method, path) for rule in PUBLIC_ROUTES)
     credential = any(rule.matches(method, path) for rule in _CREDENTIAL_ROUTES)
     return ProxyRoute(
