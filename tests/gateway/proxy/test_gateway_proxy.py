@@ -11,19 +11,6 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from gateway_support import (
-    BLOB,
-    ETAG,
-    Upstreams,
-    UpstreamState,
-    bearer,
-    gateway_settings,
-    header_values,
-    raw_request,
-    running_gateway,
-    serve,
-    stand_in,
-)
 from pydantic import SecretStr
 
 from hds_common.forwarded_client import (
@@ -31,7 +18,16 @@ from hds_common.forwarded_client import (
     mint_client_assertion,
     verify_client_assertion,
 )
-from hds_common.settings import SuiteSettings
+from tests.gateway.support import (
+    Upstreams,
+    bearer,
+    gateway_settings,
+    header_values,
+    raw_request,
+    running_gateway,
+    serve,
+)
+from tests.gateway.support_standin import BLOB, ETAG, UpstreamState, stand_in
 
 PROBLEM = "application/problem+json"
 MIB = 1024 * 1024
@@ -303,11 +299,7 @@ async def test_the_gateway_signs_the_client_address_it_believes(upstreams: Upstr
     settings = gateway_settings(
         upstreams,
         trusted_proxies=["127.0.0.0/8"],
-        suite=SuiteSettings(
-            jwt_issuer=upstreams.issuer.issuer,
-            internal_secret=SecretStr(secret),
-            **{f"{name}_url": url for name, url in upstreams.urls.items()},
-        ),
+        suite=upstreams.suite().model_copy(update={"internal_secret": SecretStr(secret)}),
     )
     token = upstreams.issuer.mint("account-1")
     forged = mint_client_assertion("a-guessed-secret", address="192.0.2.66", proto="https")

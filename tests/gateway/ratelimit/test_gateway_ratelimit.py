@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from gateway_support import REDIS_URL, Upstreams, bearer, gateway_settings, running_gateway
 from redis.asyncio import Redis
+
+from tests.gateway.support import REDIS_URL, Upstreams, bearer, gateway_settings, running_gateway
 
 PROBLEM = "application/problem+json"
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from gateway_support import SPA_URL, Upstreams
+
+from tests.gateway.support import SPA_URL, Upstreams
 
 CODE = "ABCD-EFGH-JKMN"
 

@@ -13,22 +13,19 @@ from typing import Any
 import httpx
 import pytest
 import uvloop
-from gateway_support import (
-    BLOB,
-    LOCKSTEP_HEAD,
-    LOCKSTEP_PIECE,
-    LOCKSTEP_STEPS,
-    LONG_BODY,
-    Upstreams,
-    bearer,
-    gateway_settings,
-    running_gateway,
-)
 from multidict import CIMultiDict
 from starlette.types import Message
 
 from hds_common.direct_body import DIRECT_READ_MIN_BYTES
 from hds_gateway.proxy.upstream import UpstreamPool, UpstreamRequest, send_upstream
+from tests.gateway.support import Upstreams, bearer, gateway_settings, running_gateway
+from tests.gateway.support_standin import (
+    BLOB,
+    LOCKSTEP_HEAD,
+    LOCKSTEP_PIECE,
+    LOCKSTEP_STEPS,
+    LONG_BODY,
+)
 
 MIB = 1024 * 1024
 # Long enough for a loaded machine, short enough for the stall test.

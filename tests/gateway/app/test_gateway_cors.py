@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from gateway_support import Upstreams, bearer, gateway_settings, running_gateway
+
+from tests.gateway.support import Upstreams, bearer, gateway_settings, running_gateway
 
 SPA = "https://portal.example"
 

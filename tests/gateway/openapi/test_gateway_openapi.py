@@ -5,14 +5,9 @@ from __future__ import annotations
 import re
 
 import httpx
-from gateway_support import (
-    Upstreams,
-    UpstreamState,
-    gateway_settings,
-    running_gateway,
-    serve,
-    stand_in,
-)
+
+from tests.gateway.support import Upstreams, gateway_settings, running_gateway, serve
+from tests.gateway.support_standin import UpstreamState, stand_in
 
 PROBLEM = "application/problem+json"
 

@@ -12,10 +12,16 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
-from gateway_support import Upstreams, bearer, gateway_settings, header_values, running_gateway
 from jose import jwk
 
 from hds_common.testing.tokens import TestIssuer
+from tests.gateway.support import (
+    Upstreams,
+    bearer,
+    gateway_settings,
+    header_values,
+    running_gateway,
+)
 
 PROBLEM = "application/problem+json"
 
