@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import httpx
 import structlog
 from pydantic import ValidationError
 
+from hds_dlx.clients.neighbour import NeighbourClient
 from hds_dlx.clients.schemas import CodeValidation, MintedToken
 from hds_dlx.errors import AuthUnavailable
 
@@ -16,25 +16,22 @@ log = structlog.get_logger("hds.dlx.upstream")
 _WHAT = "issue the token"
 
 
-class AuthClient:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+class AuthClient(NeighbourClient):
+    unavailable = AuthUnavailable
 
     async def mint_dlx_token(self, validation: CodeValidation, *, ttl_seconds: int) -> str:
-        try:
-            response = await self._client.post(
-                "/internal/v1/dlx-tokens",
-                json={
-                    "package_id": validation.package_id,
-                    "code_id": validation.code_id,
-                    "grant": validation.grant,
-                    "key_session_id": validation.key_session_id,
-                    "ttl_seconds": ttl_seconds,
-                },
-            )
-        except httpx.HTTPError as exc:
-            log.warning("auth_unreachable", error=f"{type(exc).__name__}: {exc}")
-            raise AuthUnavailable(_WHAT) from None
+        response = await self._send(
+            "POST",
+            "/internal/v1/dlx-tokens",
+            what=_WHAT,
+            json={
+                "package_id": validation.package_id,
+                "code_id": validation.code_id,
+                "grant": validation.grant,
+                "key_session_id": validation.key_session_id,
+                "ttl_seconds": ttl_seconds,
+            },
+        )
         if response.status_code in (200, 201):
             try:
                 return MintedToken.model_validate_json(response.content).token

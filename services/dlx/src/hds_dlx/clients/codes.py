@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-import httpx
 import structlog
 from pydantic import ValidationError
 
+from hds_dlx.clients.neighbour import NeighbourClient
 from hds_dlx.clients.schemas import CodeValidation
 from hds_dlx.errors import CodeExpired, CodesUnavailable, TfaFailed
 
@@ -18,20 +18,17 @@ log = structlog.get_logger("hds.dlx.upstream")
 _WHAT = "check the access code"
 
 
-class CodesClient:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+class CodesClient(NeighbourClient):
+    unavailable = CodesUnavailable
 
     async def validate(self, *, code: str, birth_date: dt.date, client: str) -> CodeValidation:
         """The code's package and grant, or 401 (wrong, unknown, locked) / 403 (expired)."""
-        try:
-            response = await self._client.post(
-                "/internal/v1/validate",
-                json={"code": code, "birth_date": birth_date.isoformat(), "client": client},
-            )
-        except httpx.HTTPError as exc:
-            log.warning("codes_unreachable", error=f"{type(exc).__name__}: {exc}")
-            raise CodesUnavailable(_WHAT) from None
+        response = await self._send(
+            "POST",
+            "/internal/v1/validate",
+            what=_WHAT,
+            json={"code": code, "birth_date": birth_date.isoformat(), "client": client},
+        )
         if response.status_code == 200:
             try:
                 return CodeValidation.model_validate_json(response.content)

@@ -21,6 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from hds_common.errors import BadGateway
 from hds_dlx.clients.bulk import BulkClient, UpstreamBody
+from hds_dlx.clients.neighbour import NeighbourClient
 from hds_dlx.clients.schemas import PackageStatus, StorageItem
 from hds_dlx.errors import (
     ComeBackLater,
@@ -69,13 +70,15 @@ class OpenedItem:
     kind: ItemKind
 
 
-class StorageClient:
+class StorageClient(NeighbourClient):
     """Package status and items (httpx), item contents and archives (the bulk client)."""
+
+    unavailable = StorageUnavailable
 
     def __init__(
         self, client: httpx.AsyncClient, bulk: BulkClient, *, default_retry_after: int
     ) -> None:
-        self._client = client
+        super().__init__(client)
         self._bulk = bulk
         self._default_retry_after = default_retry_after
 
@@ -85,11 +88,7 @@ class StorageClient:
 
     async def _get(self, path: str, *, grant: str | None = None) -> httpx.Response:
         headers = {GRANT_HEADER: grant} if grant else {}
-        try:
-            return await self._client.get(path, headers=headers)
-        except httpx.HTTPError as exc:
-            log.warning("storage_unreachable", error=f"{type(exc).__name__}: {exc}")
-            raise StorageUnavailable("be reached") from None
+        return await self._send("GET", path, what="be reached", headers=headers)
 
     async def status(self, session: DlxSession) -> PackageStatus:
         response = await self._get(self._package_path(session, "status"))

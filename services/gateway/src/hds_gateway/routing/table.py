@@ -54,8 +54,10 @@ def _rule(methods: str, pattern: str) -> _Rule:
 
 _SEGMENT = r"[^/]+"
 
-# Proxied routes reachable without a token; every other proxied route needs a valid one.
-PUBLIC_ROUTES = (
+# Where guessing pays (passwords, activation and reset secrets, access codes): the strict
+# rate-limit class. All of them are public. Refresh and logout carry long random tokens and
+# are called routinely.
+_CREDENTIAL_ROUTES = (
     _rule("POST", r"/auth/v1/register"),
     # GET: the link in the activation mail; POST: the SPA.
     _rule("GET POST", r"/auth/v1/activate"),
@@ -64,14 +66,19 @@ PUBLIC_ROUTES = (
     _rule("GET", r"/auth/v1/invitation"),
     _rule("POST", r"/auth/v1/invitation/accept"),
     _rule("POST", r"/auth/v1/login"),
+    _rule("POST", r"/auth/v1/password/reset"),
+    _rule("GET HEAD", rf"/dlx/v1/token/{_SEGMENT}"),
+    _rule("POST", rf"/dlx/v1/tokentfa/{_SEGMENT}"),
+)
+
+# Proxied routes reachable without a token; every other proxied route needs a valid one.
+PUBLIC_ROUTES = (
+    *_CREDENTIAL_ROUTES,
     _rule("POST", r"/auth/v1/refresh"),
     _rule("POST", r"/auth/v1/logout"),
-    _rule("POST", r"/auth/v1/password/reset"),
     _rule("GET HEAD", r"/\.well-known/jwks\.json"),
     _rule("GET HEAD", r"/auth/v1/jwks\.json"),
     _rule("GET HEAD", r"/dlx/v1/api_info"),
-    _rule("GET HEAD", rf"/dlx/v1/token/{_SEGMENT}"),
-    _rule("POST", rf"/dlx/v1/tokentfa/{_SEGMENT}"),
 )
 
 # The gateway's own public routes (served here, never proxied).
@@ -84,21 +91,6 @@ GATEWAY_PUBLIC_PATHS = (
     "/docs",
     "/redoc",
     "/docs/assets/{name}",
-)
-
-# Where guessing pays (passwords, activation and reset secrets, access codes): the strict
-# rate-limit class. Refresh and logout carry long random tokens and are called routinely.
-_CREDENTIAL_ROUTES = (
-    _rule("POST", r"/auth/v1/register"),
-    # GET: the link in the activation mail; POST: the SPA.
-    _rule("GET POST", r"/auth/v1/activate"),
-    _rule("POST", r"/auth/v1/activation/resend"),
-    _rule("GET", r"/auth/v1/invitation"),
-    _rule("POST", r"/auth/v1/invitation/accept"),
-    _rule("POST", r"/auth/v1/login"),
-    _rule("POST", r"/auth/v1/password/reset"),
-    _rule("GET HEAD", rf"/dlx/v1/token/{_SEGMENT}"),
-    _rule("POST", rf"/dlx/v1/tokentfa/{_SEGMENT}"),
 )
 
 # Uploads of DICOM files and PDFs: the large body limit.
