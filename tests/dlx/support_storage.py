@@ -82,6 +82,8 @@ class StorageStandin:
         self.archive_requests: list[dict[str, Any]] = []
         # The path of every request, in order (how many calls one DLX request costs).
         self.requests: list[str] = []
+        # Answer item contents without X-HDS-Item-Kind (a storage breaking the contract).
+        self.omit_item_kind = False
         # Streams pause after ``gate_after`` bytes until ``gate`` is set (tests of
         # concurrency and of clients that go away half-way).
         self.gate: asyncio.Event | None = None
@@ -207,7 +209,8 @@ class StorageStandin:
                 kind = "document"
             else:
                 raise ItemNotFound("no such item in this package")
-            response.headers[ITEM_KIND_HEADER] = kind
+            if not self.omit_item_kind:
+                response.headers[ITEM_KIND_HEADER] = kind
             return response
 
         @self.app.get(

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import httpx
 
-from tests.dlx.support import World, bearer
+from hds_dlx.runtime import Runtime
+from tests.dlx.support import World, bearer, dlx_client
 
 
 async def _warm(client: httpx.AsyncClient, code: str) -> dict[str, str]:
@@ -136,3 +137,18 @@ async def test_downloadall_of_a_deleted_package_still_ends_the_session(
         response = await client.get(path, headers=headers)
         assert response.status_code == 401, path
         assert response.json()["type"] == "urn:hds:problem:dlx-session-invalid"
+
+
+async def test_content_without_its_kind_is_a_storage_failure_and_frees_the_slot(
+    world: World,
+) -> None:
+    """Without ``X-HDS-Item-Kind`` DLX cannot name the file nor its media type: a 502,
+    with the upstream closed and the download slot given back."""
+    world.storage.omit_item_kind = True
+    async with dlx_client(world) as (client, app):
+        headers = await bearer(client, world.code)
+        response = await client.get(f"/dlx/v1/download/{world.ct.item_id}", headers=headers)
+        runtime: Runtime = app.state.runtime
+        assert response.status_code == 502
+        assert response.json()["type"] == "urn:hds:problem:storage-unavailable"
+        assert runtime.slots.in_use == 0
