@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from dlx_harness import BIRTH_DATE, ERIKA, MAX, SECRET, World, dlx_client
-from dlx_standins import AuthStandin, CodesStandin, StorageStandin
 
 from hds_common.testing.tokens import TestIssuer
+from tests.dlx.support import BIRTH_DATE, ERIKA, MAX, SECRET, World, dlx_client
+from tests.dlx.support_standins import AuthStandin, CodesStandin
+from tests.dlx.support_storage import StorageStandin
 
 
 @pytest.fixture(scope="module")

@@ -9,18 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_support import (
-    REDIS_URL,
-    Upstreams,
-    UpstreamState,
-    gateway_settings,
-    running_gateway,
-    serve,
-    stand_in,
-)
 from redis.asyncio import Redis
 
 from hds_common.testing.tokens import TestIssuer
+from tests.gateway.support import REDIS_URL, Upstreams, gateway_settings, running_gateway, serve
+from tests.gateway.support_standin import UpstreamState, stand_in
 
 
 @pytest.fixture(scope="session")

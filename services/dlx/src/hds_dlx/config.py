@@ -5,12 +5,17 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from hds_common.settings import SuiteSettings
+from hds_common.settings import ServiceSettings
+
+__all__ = ["API_PREFIX", "Settings"]
+
+# Where the DLX operations live (DIN/TS 19455: the contract's server URL).
+API_PREFIX = "/dlx/v1"
 
 
-class Settings(BaseSettings):
+class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="HDS_DLX_", extra="ignore")
 
     host: str = "127.0.0.1"
@@ -34,8 +39,6 @@ class Settings(BaseSettings):
     stream_buffer_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
     # Timeout of the ordinary JSON calls to codes, auth and storage.
     upstream_timeout_seconds: float = Field(default=30.0, gt=0)
-
-    suite: SuiteSettings = Field(default_factory=SuiteSettings)
 
     @field_validator("public_base_path")
     @classmethod

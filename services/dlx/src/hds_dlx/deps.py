@@ -1,51 +1,27 @@
-"""Dependencies of the DLX routes: settings, the neighbours' clients, the DLX session."""
+"""Dependencies of the DLX routes: the runtime, and the DLX session of a bearer token."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from hds_common.errors import Unauthorized
-from hds_common.tokens import DLX_AUDIENCE, TokenVerifier
-from hds_dlx.config import Settings
-from hds_dlx.streaming import DownloadSlots
-from hds_dlx.upstream import AuthClient, CodesClient, DlxSession, StorageClient
+from hds_common.deps import bearer_claims
+from hds_common.errors import InvalidToken
+from hds_common.tokens import DLX_AUDIENCE, TokenClaims
+from hds_dlx.clients.storage import DlxSession
+from hds_dlx.runtime import Runtime
 
-__all__ = [
-    "DlxSessionDep",
-    "Neighbours",
-    "NeighboursDep",
-    "SettingsDep",
-    "bearer_scheme",
-]
+__all__ = ["DlxSessionDep", "RuntimeDep", "bearer_scheme"]
 
 
-@dataclass(frozen=True, slots=True)
-class Neighbours:
-    """Everything the lifespan builds once: clients, the token verifier, the slots."""
-
-    codes: CodesClient
-    auth: AuthClient
-    storage: StorageClient
-    verifier: TokenVerifier
-    slots: DownloadSlots
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def _neighbours(request: Request) -> Neighbours:
-    neighbours: Neighbours = request.app.state.neighbours
-    return neighbours
-
-
-SettingsDep = Annotated[Settings, Depends(_settings)]
-NeighboursDep = Annotated[Neighbours, Depends(_neighbours)]
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 
 # Named as in the standard's securitySchemes so the published OpenAPI matches it.
 bearer_scheme = HTTPBearer(
@@ -55,20 +31,28 @@ bearer_scheme = HTTPBearer(
     auto_error=False,
 )
 
+_verified_claims = bearer_claims(
+    audience=DLX_AUDIENCE,
+    scheme=bearer_scheme,
+    missing="Use /token and /tokentfa to obtain a bearer token.",
+)
 
-async def _dlx_session(
-    neighbours: NeighboursDep,
+
+async def _dlx_claims(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
-) -> DlxSession:
+) -> TokenClaims:
+    # The scheme is declared here, in this module's globals: hds_common.deps at 13967f6
+    # puts Security(scheme) inside a string annotation FastAPI cannot resolve (fixed on
+    # the common branch, 9f9b23a; then ``Depends(_verified_claims)`` alone does it).
+    return await _verified_claims(request, credentials)
+
+
+async def _dlx_session(claims: Annotated[TokenClaims, Depends(_dlx_claims)]) -> DlxSession:
     """The package a DLX token opens; 401 for anything but a valid token of audience
     ``hds-dlx`` (an account token, however valid, does not open DLX routes)."""
-    if credentials is None:
-        raise Unauthorized(
-            "Use /token and /tokentfa to obtain a bearer token.", slug="missing-token"
-        )
-    claims = await neighbours.verifier.verify(credentials.credentials, audience=DLX_AUDIENCE)
     if not claims.pkg or not claims.grant:
-        raise Unauthorized("The token does not open a package.", slug="invalid-token")
+        raise InvalidToken("The token does not open a package.")
     return DlxSession(code_id=claims.sub, package_id=claims.pkg, grant=claims.grant)
 
 

@@ -1,4 +1,5 @@
-"""The answers the DLX standard defines itself, next to the suite's problem+json errors.
+"""The DLX service's answers: the two the DLX standard defines itself, and its
+problem+json errors.
 
 * 503 ``comebackLater``: ``{"timeOutInSeconds": n}`` as ``application/json`` with
   ``Retry-After`` — while the package is still being ingested or while every download slot
@@ -6,21 +7,38 @@
 * 416 for a ``Range`` beyond the end of a download (:class:`RangeNotSatisfiable`), with
   ``Content-Range: bytes */<size>`` passed on from storage.
 
-Everything else (401 with ``WWW-Authenticate: Bearer``, 400, 403, 502) is a
-:class:`hds_common.errors.ProblemError`.
+Everything else (401 with ``WWW-Authenticate: Bearer``, 400, 403, 404, 502) is a
+:class:`hds_common.errors.ProblemError` subclass below.
 """
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from hds_common.errors import NotFound, ProblemError
+from hds_common.errors import (
+    BadGateway,
+    BadRequest,
+    Forbidden,
+    NotFound,
+    ProblemError,
+    Unauthorized,
+)
 
 __all__ = [
+    "AuthUnavailable",
+    "CodeExpired",
+    "CodesUnavailable",
     "ComeBackLater",
+    "DlxSessionInvalid",
+    "NeighbourUnavailable",
     "PackageEmpty",
     "RangeNotSatisfiable",
+    "StorageUnavailable",
+    "TfaFailed",
+    "UnknownDataItem",
     "comeback_later_response",
     "install_handlers",
 ]
@@ -54,6 +72,64 @@ class PackageEmpty(NotFound):
             "The studies and reports of this access code are no longer stored "
             "(deleted after the publishing institution's retention period)."
         )
+
+
+class TfaFailed(Unauthorized):
+    """One answer for unknown codes, wrong answers and locked codes alike."""
+
+    slug = "tfa-failed"
+
+    def __init__(self, detail: str = "Authentication failed.", **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+
+
+class DlxSessionInvalid(Unauthorized):
+    """The token was valid, but its package is gone or no longer opens with its grant."""
+
+    slug = "dlx-session-invalid"
+
+    def __init__(self) -> None:
+        super().__init__("The access is no longer valid; use /token and /tokentfa again.")
+
+
+class CodeExpired(Forbidden):
+    slug = "code-expired"
+
+    def __init__(self) -> None:
+        super().__init__("The access code has expired; ask the institution to reactivate it.")
+
+
+class UnknownDataItem(BadRequest):
+    """The same answer whether the id does not exist or belongs to another code."""
+
+    slug = "unknown-data-item"
+
+    def __init__(self) -> None:
+        super().__init__("Study or report for the given ID is unknown.")
+
+
+class NeighbourUnavailable(BadGateway):
+    """A neighbouring service could not be reached or answered what it must not."""
+
+    service: ClassVar[str] = "neighbour"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"The {self.service} service could not {what}.")
+
+
+class CodesUnavailable(NeighbourUnavailable):
+    service = "codes"
+    slug = "codes-unavailable"
+
+
+class AuthUnavailable(NeighbourUnavailable):
+    service = "auth"
+    slug = "auth-unavailable"
+
+
+class StorageUnavailable(NeighbourUnavailable):
+    service = "storage"
+    slug = "storage-unavailable"
 
 
 def comeback_later_response(seconds: int) -> JSONResponse:

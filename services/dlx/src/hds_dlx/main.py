@@ -1,4 +1,5 @@
-"""Application factory of the dicom link exchange service."""
+"""Application factory of the dicom link exchange service, and the lifespan that builds
+its :class:`~hds_dlx.runtime.Runtime`."""
 
 from __future__ import annotations
 
@@ -15,21 +16,34 @@ from hds_common.logs import configure_logging
 from hds_common.observability import ReadinessCheck
 from hds_common.serving import HttpLimits
 from hds_common.tokens import JwksClient, KeySource, StorageSessions, TokenVerifier
-from hds_dlx.api import routers
+from hds_dlx.clients.auth import AuthClient
+from hds_dlx.clients.bulk import AiohttpBulkClient, BulkClient, HttpxBulkClient
+from hds_dlx.clients.codes import CodesClient
+from hds_dlx.clients.storage import StorageClient
 from hds_dlx.config import Settings
-from hds_dlx.deps import Neighbours
+from hds_dlx.downloads.router import router as downloads_router
+from hds_dlx.downloads.streaming import DownloadSlots
 from hds_dlx.errors import install_handlers
 from hds_dlx.openapi import install_openapi
-from hds_dlx.streaming import AiohttpBulkClient, BulkClient, DownloadSlots, HttpxBulkClient
-from hds_dlx.upstream import AuthClient, CodesClient, StorageClient
+from hds_dlx.runtime import Runtime
+from hds_dlx.tokens.router import answers_router
+from hds_dlx.tokens.router import router as tokens_router
+
+__all__ = ["app_from_env", "create_app"]
 
 SERVICE = "dlx"
 
 
 @asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings
-    transport: httpx.AsyncBaseTransport | None = app.state.transport
+async def build_runtime(
+    settings: Settings,
+    *,
+    transport: httpx.AsyncBaseTransport | None,
+    key_source: KeySource | None,
+    downloads_in_flight: Gauge,
+) -> AsyncIterator[Runtime]:
+    """The neighbours' clients, the token verifier and the download slots, closed when
+    the app stops."""
     secret = settings.suite.internal_secret.get_secret_value()
     async with AsyncExitStack() as stack:
 
@@ -60,11 +74,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         else:
             # An injected transport replaces the network, which only httpx can use.
             bulk = HttpxBulkClient(storage)
-        keys: KeySource = app.state.key_source or JwksClient(
+        keys = key_source or JwksClient(
             f"{settings.suite.auth_url.rstrip('/')}/.well-known/jwks.json", auth
         )
-        in_flight: Gauge = app.state.downloads_in_flight
-        app.state.neighbours = Neighbours(
+        yield Runtime(
+            settings=settings,
             codes=CodesClient(codes),
             auth=AuthClient(auth),
             storage=StorageClient(
@@ -80,15 +94,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 liveness=StorageSessions(storage),
                 liveness_ttl=settings.suite.session_check_seconds,
             ),
-            slots=DownloadSlots(settings.max_concurrent_downloads, on_change=in_flight.set),
+            slots=DownloadSlots(
+                settings.max_concurrent_downloads, on_change=downloads_in_flight.set
+            ),
+            upstream_clients={"codes": codes, "auth": auth, "storage": storage},
         )
-        app.state.upstream_clients = {"codes": codes, "auth": auth, "storage": storage}
-        yield
 
 
 def readiness(app: FastAPI) -> Mapping[str, ReadinessCheck]:
     """DLX holds no data; it is ready when the services it needs answer."""
-    clients: Mapping[str, httpx.AsyncClient] = app.state.upstream_clients
+    runtime: Runtime | None = getattr(app.state, "runtime", None)
+    clients = runtime.upstream_clients if runtime is not None else {}
 
     def check(client: httpx.AsyncClient) -> ReadinessCheck:
         async def ping() -> None:
@@ -111,6 +127,20 @@ def create_app(
     httpx, as aiohttp cannot use it). ``key_source`` replaces the identity service's JWKS
     for verifying DLX tokens."""
     settings = settings or Settings()
+    # Bound when the app exists (its metrics registry); the lifespan runs after that.
+    downloads_in_flight: Gauge
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with build_runtime(
+            settings,
+            transport=transport,
+            key_source=key_source,
+            downloads_in_flight=downloads_in_flight,
+        ) as runtime:
+            app.state.runtime = runtime
+            yield
+
     app = create_service_app(
         gateway_secret=settings.suite.internal_secret.get_secret_value,
         service=SERVICE,
@@ -122,20 +152,16 @@ def create_app(
         ),
         lifespan=lifespan,
         readiness=readiness,
-        routers=routers,
+        routers=(tokens_router, answers_router, downloads_router),
         limits=HttpLimits.from_settings(settings.suite),
     )
     install_handlers(app)
     install_openapi(app)
-    app.state.downloads_in_flight = Gauge(
+    downloads_in_flight = Gauge(
         "hds_dlx_downloads_in_flight",
         "Downloads being streamed (each holds a download slot)",
         registry=app.state.metrics_registry,
     )
-    app.state.settings = settings
-    app.state.transport = transport
-    app.state.key_source = key_source
-    app.state.upstream_clients = {}
     return app
 
 

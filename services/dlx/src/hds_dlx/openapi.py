@@ -4,7 +4,6 @@
   optional string, and an unreadable ``tokentfa`` body is a 401 (see ``AnswersRoute``).
   FastAPI documents a 422 for every operation with parameters; it is removed here so the
   document matches both the behaviour and DIN/TS 19455.
-* The ``Problem`` schema referenced by the error answers is added.
 """
 
 from __future__ import annotations
@@ -14,8 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from hds_dlx.schemas import Problem
-from hds_dlx.service import API_PREFIX
+from hds_dlx.config import API_PREFIX
 
 __all__ = ["install_openapi"]
 
@@ -34,9 +32,6 @@ def install_openapi(app: FastAPI) -> None:
                 for operation in operations.values():
                     operation.get("responses", {}).pop("422", None)
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
-        schemas["Problem"] = Problem.model_json_schema(
-            ref_template="#/components/schemas/{model}", mode="serialization"
-        )
         if '"#/components/schemas/HTTPValidationError"' not in json.dumps(document["paths"]):
             for name in _VALIDATION_SCHEMAS:
                 schemas.pop(name, None)

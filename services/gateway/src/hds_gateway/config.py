@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
-from hds_common.settings import SuiteSettings
+from hds_common.settings import ServiceSettings
+
+__all__ = ["GIB", "MIB", "Settings"]
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 
 
-class Settings(BaseSettings):
+class Settings(ServiceSettings):
     model_config = SettingsConfigDict(
         env_prefix="HDS_GATEWAY_", extra="ignore", populate_by_name=True
     )
@@ -73,8 +75,6 @@ class Settings(BaseSettings):
     # HDS_GATEWAY_TRUSTED_PROXIES) in these IPs/CIDRs. Neither set: nobody.
     metrics_token: SecretStr = Field(default=SecretStr(""))
     metrics_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
-
-    suite: SuiteSettings = Field(default_factory=SuiteSettings)
 
     @field_validator("cors_origins", "trusted_proxies", "metrics_allow_ips", mode="before")
     @classmethod

@@ -18,13 +18,20 @@ from hds_common.observability import ReadinessCheck
 from hds_common.request_context import REQUEST_ID_HEADER
 from hds_common.serving import HttpLimits
 from hds_common.tokens import JwksClient, TokenVerifier
-from hds_gateway.api import DLX_HEADER, portal_router, proxy_router
 from hds_gateway.config import Settings
-from hds_gateway.edge import Gateway
-from hds_gateway.forwarding import TrustedProxies
-from hds_gateway.openapi import OpenApiMerger
-from hds_gateway.proxy import UpstreamPool
-from hds_gateway.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from hds_gateway.deps import runtime_of
+from hds_gateway.edge import service as edge
+from hds_gateway.forwarding.headers import TrustedProxies
+from hds_gateway.openapi.merger import OpenApiMerger
+from hds_gateway.openapi.router import router as openapi_router
+from hds_gateway.portal.router import DLX_HEADER
+from hds_gateway.portal.router import router as portal_router
+from hds_gateway.proxy.router import router as proxy_router
+from hds_gateway.proxy.upstream import UpstreamPool
+from hds_gateway.ratelimit.limiter import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from hds_gateway.runtime import Runtime
+
+__all__ = ["app_from_env", "create_app"]
 
 CORS_EXPOSED_HEADERS = (
     "Content-Disposition",
@@ -47,8 +54,11 @@ CORS_ALLOWED_HEADERS = (
 
 
 @asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings
+async def build_runtime(
+    settings: Settings, *, transport: httpx.AsyncBaseTransport | None
+) -> AsyncIterator[Runtime]:
+    """The upstream pool and clients, the token verifier, the rate limiter (and its Redis),
+    closed when the app stops."""
     urls = settings.upstream_urls
     # One TLS context for all clients: building one per client is what makes startup slow.
     tls = ssl.create_default_context()
@@ -56,7 +66,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         clients = {
             name: httpx.AsyncClient(
                 base_url=url,
-                transport=app.state.transport,
+                transport=transport,
                 timeout=settings.readiness_timeout_seconds,
                 verify=tls,
             )
@@ -87,7 +97,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             min_refresh_interval=settings.jwks_min_refresh_seconds,
             max_age=settings.jwks_max_age_seconds,
         )
-        app.state.gateway = Gateway(
+        yield Runtime(
             settings=settings,
             pool=pool,
             clients=clients,
@@ -102,7 +112,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             metrics_clients=TrustedProxies(settings.metrics_allow_ips),
             openapi=OpenApiMerger(clients, cache_seconds=settings.openapi_cache_seconds),
         )
-        yield
 
 
 class UpstreamNotReady(Exception):
@@ -127,16 +136,15 @@ def _redis_ready(redis: Redis) -> ReadinessCheck:
 
 def readiness(app: FastAPI) -> Mapping[str, ReadinessCheck]:
     """The gateway is ready when every upstream is (and Redis, when configured)."""
-    gateway: Gateway = app.state.gateway
-    checks = {name: _upstream_ready(client) for name, client in gateway.clients.items()}
-    if gateway.redis is not None:
-        checks["redis"] = _redis_ready(gateway.redis)
+    runtime: Runtime = app.state.runtime
+    checks = {name: _upstream_ready(client) for name, client in runtime.clients.items()}
+    if runtime.redis is not None:
+        checks["redis"] = _redis_ready(runtime.redis)
     return checks
 
 
 async def metrics_access(request: Request) -> None:
-    gateway: Gateway = request.app.state.gateway
-    await gateway.authorize_metrics(request)
+    edge.authorize_metrics(runtime_of(request), request)
 
 
 def create_app(
@@ -147,6 +155,13 @@ def create_app(
     """Build the app. ``transport`` replaces the network for the gateway's ordinary calls
     (JWKS, readiness, OpenAPI); the proxy itself always speaks HTTP over sockets."""
     settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with build_runtime(settings, transport=transport) as runtime:
+            app.state.runtime = runtime
+            yield
+
     app = create_service_app(
         service="gateway",
         title="HDS gateway",
@@ -161,6 +176,7 @@ def create_app(
         # The merged document's /docs and /redoc; the catch-all proxy route comes last.
         routers=[
             portal_router,
+            openapi_router,
             docs_router(openapi_url="/openapi.json", title="HDS suite API"),
             proxy_router,
         ],
@@ -178,8 +194,6 @@ def create_app(
             allow_headers=CORS_ALLOWED_HEADERS,
             expose_headers=CORS_EXPOSED_HEADERS,
         )
-    app.state.settings = settings
-    app.state.transport = transport
     return app
 
 

@@ -1,0 +1,2 @@
+"""The way in: ``api_info``, the questions of ``token/{value}`` and the JWT of
+``tokentfa/{value}``."""

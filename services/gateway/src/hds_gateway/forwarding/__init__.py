@@ -1,0 +1,1 @@
+"""Headers between client, gateway and upstream, and who the client is."""

@@ -1,0 +1,1 @@
+"""One OpenAPI document for the whole public API."""

@@ -1,0 +1,1 @@
+"""Fixed-window rate limits, in memory or in Redis."""

@@ -1,0 +1,1 @@
+"""Which upstream serves a path, and on what terms (the routing table)."""
