@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
 
 from hds_codes.errors import InstitutionOnly
 from hds_codes.runtime import Runtime
@@ -40,12 +40,6 @@ _bearer = HTTPBearer(
 )
 
 _account_claims = bearer_claims(audience=ACCOUNT_AUDIENCE, scheme=_bearer)
-# hds_common.deps (as of 13967f6) annotates this parameter with a string naming its local
-# `scheme`, which FastAPI cannot resolve (the app's OpenAPI fails); the same annotation as
-# an object. Harmless once hds_common resolves it itself.
-_account_claims.__annotations__["credentials"] = Annotated[
-    HTTPAuthorizationCredentials | None, Security(_bearer)
-]
 
 AccountDep = Annotated[TokenClaims, Depends(_account_claims)]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
 
 from hds_common.deps import bearer_claims
 from hds_common.errors import InvalidToken
@@ -38,17 +38,7 @@ _verified_claims = bearer_claims(
 )
 
 
-async def _dlx_claims(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
-) -> TokenClaims:
-    # The scheme is declared here, in this module's globals: hds_common.deps at 13967f6
-    # puts Security(scheme) inside a string annotation FastAPI cannot resolve (fixed on
-    # the common branch, 9f9b23a; then ``Depends(_verified_claims)`` alone does it).
-    return await _verified_claims(request, credentials)
-
-
-async def _dlx_session(claims: Annotated[TokenClaims, Depends(_dlx_claims)]) -> DlxSession:
+async def _dlx_session(claims: Annotated[TokenClaims, Depends(_verified_claims)]) -> DlxSession:
     """The package a DLX token opens; 401 for anything but a valid token of audience
     ``hds-dlx`` (an account token, however valid, does not open DLX routes)."""
     if not claims.pkg or not claims.grant:
