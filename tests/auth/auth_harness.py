@@ -22,9 +22,8 @@ from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 from sqlalchemy import delete
 
-from hds_auth import invitations
 from hds_auth.config import Settings
-from hds_auth.deps import Runtime
+from hds_auth.invitations import service as invitations
 from hds_auth.main import create_app
 from hds_auth.models import (
     Account,
@@ -33,6 +32,7 @@ from hds_auth.models import (
     RefreshToken,
     ThrottleCounter,
 )
+from hds_auth.runtime import Runtime
 from hds_common.crypto import (
     SESSION_SECRET_SIZE,
     Grant,

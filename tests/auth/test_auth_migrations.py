@@ -14,10 +14,15 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
-from hds_auth.db import MIGRATIONS_DIR, VERSION_TABLE, migrate
 from hds_auth.models import Base
-from hds_common.db import create_engine
+from hds_common.db import create_engine, migrate_service, migrations_of
 from hds_common.db._migrations import alembic_config
+
+MIGRATIONS_DIR, VERSION_TABLE = migrations_of("hds_auth")
+
+
+async def migrate(url: str) -> None:
+    await migrate_service("hds_auth", url)
 
 
 def _differences(connection: Connection) -> list[Any]:

@@ -13,7 +13,7 @@ from jose import jwt
 from joserfc.jwk import ECKey
 
 from hds_auth.config import Settings
-from hds_auth.signing import RETIREMENT_GRACE_SECONDS, Keyring, keyring_from
+from hds_auth.signing.keyring import RETIREMENT_GRACE_SECONDS, Keyring, keyring_from
 
 
 async def test_first_start_generates_a_private_key_file(

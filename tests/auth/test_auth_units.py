@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from hds_auth.opaque_tokens import hash_secret, new_secret_token, parse_secret_token, secret_matches
-from hds_auth.passwords import check_password_policy, common_passwords
+from hds_auth.passwords.policy import check_password_policy, common_passwords
 from hds_auth.userkeys import (
     WrongSecret,
     format_kdf,

@@ -20,16 +20,29 @@ import uuid
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hds_auth import repository
-from hds_auth.deps import Runtime
+from hds_auth.account import repository as accounts
+from hds_auth.account.service import normalise_email
+from hds_auth.errors import (
+    EmailTaken,
+    InstitutionOnly,
+    InvitationAlreadyAccepted,
+    InvitationExpired,
+    InvitationInvalid,
+    InvitationNotFound,
+    InvitationPending,
+    InvitationRevoked,
+    InvitationUsed,
+)
+from hds_auth.invitations import repository
+from hds_auth.invitations.schemas import Invitation as InvitationView
+from hds_auth.invitations.schemas import InvitationOffer, InvitationState
 from hds_auth.mail import send_or_log
 from hds_auth.models import Account, Invitation
 from hds_auth.opaque_tokens import hash_secret, new_secret_token, parse_secret_token, secret_matches
-from hds_auth.passwords import check_password_policy
-from hds_auth.schemas import Invitation as InvitationView
-from hds_auth.schemas import InvitationOffer, InvitationState
-from hds_auth.service import create_account, normalise_email, utcnow
-from hds_common.errors import BadRequest, Conflict, NotFound
+from hds_auth.passwords.policy import check_password_policy
+from hds_auth.registration.service import create_account
+from hds_auth.runtime import Runtime
+from hds_common.db import utcnow
 
 __all__ = [
     "accept",
@@ -98,17 +111,13 @@ async def invite(
     (when not, :func:`resend` tries again)."""
     email = normalise_email(email)
     if default_code_validity_days is not None and role != "institution":
-        raise BadRequest("Only institutions have a default code validity.", slug="institution-only")
-    if await repository.email_exists(session, email):
+        raise InstitutionOnly()
+    if await accounts.email_exists(session, email):
         # Only administrators get here; they may know which addresses have accounts.
-        raise Conflict("An account with this e-mail address exists already.", slug="email-taken")
+        raise EmailTaken()
     now = utcnow()
     if await repository.open_invitations_for(session, email, now):
-        raise Conflict(
-            "This address has an open invitation; send it again instead.",
-            slug="invitation-pending",
-            title="Invitation pending",
-        )
+        raise InvitationPending("This address has an open invitation; send it again instead.")
     invitation = Invitation(
         id=uuid.uuid4(),
         email=email,
@@ -134,14 +143,14 @@ async def resend(
     """A new link (the previous one stops working) with a new expiry, mailed again."""
     now = utcnow()
     state = state_of(invitation, now)
-    if state in ("accepted", "revoked"):
-        raise Conflict(
-            f"This invitation has been {state}; it cannot be sent again.",
-            slug=f"invitation-{state}",
-            title=f"Invitation {state}",
+    if state == "accepted":
+        raise InvitationAlreadyAccepted(
+            "This invitation has been accepted; it cannot be sent again."
         )
-    if await repository.email_exists(session, invitation.email):
-        raise Conflict("An account with this e-mail address exists already.", slug="email-taken")
+    if state == "revoked":
+        raise InvitationRevoked("This invitation has been revoked; it cannot be sent again.")
+    if await accounts.email_exists(session, invitation.email):
+        raise EmailTaken()
     mail_sent = await _new_link_and_mail(session, runtime, invitation, now=now)
     log.info("invitation_resent", invitation_id=str(invitation.id))
     return invitation, mail_sent
@@ -150,10 +159,8 @@ async def resend(
 async def revoke(session: AsyncSession, invitation: Invitation) -> None:
     """The link stops working; an accepted invitation is an account and stays one."""
     if invitation.accepted_at is not None:
-        raise Conflict(
-            "This invitation has been accepted; disable the account instead.",
-            slug="invitation-accepted",
-            title="Invitation accepted",
+        raise InvitationAlreadyAccepted(
+            "This invitation has been accepted; disable the account instead."
         )
     if invitation.revoked_at is None:
         invitation.revoked_at = utcnow()
@@ -164,7 +171,7 @@ async def revoke(session: AsyncSession, invitation: Invitation) -> None:
 async def get_or_404(session: AsyncSession, invitation_id: uuid.UUID) -> Invitation:
     invitation = await repository.get_invitation(session, invitation_id)
     if invitation is None:
-        raise NotFound("No such invitation.", slug="invitation-not-found")
+        raise InvitationNotFound("No such invitation.")
     return invitation
 
 
@@ -209,14 +216,6 @@ async def _new_link_and_mail(
     )
 
 
-def _invalid() -> BadRequest:
-    return BadRequest(
-        "This invitation link is not valid.",
-        slug="invitation-invalid",
-        title="Invalid invitation link",
-    )
-
-
 async def _by_token(session: AsyncSession, token: str) -> Invitation:
     """The invitation of a link, or the answer to give for it."""
     parsed = parse_secret_token(token)
@@ -227,18 +226,12 @@ async def _by_token(session: AsyncSession, token: str) -> Invitation:
         or not secret_matches(invitation.secret_hash, parsed[1])
         or invitation.revoked_at is not None
     ):
-        raise _invalid()
+        raise InvitationInvalid()
     if invitation.accepted_at is not None:
-        raise Conflict(
-            "This invitation has been accepted already.",
-            slug="invitation-used",
-            title="Invitation used",
-        )
+        raise InvitationUsed()
     if invitation.expires_at <= utcnow():
-        raise BadRequest(
-            "This invitation has expired; ask the administrator to send it again.",
-            slug="invitation-expired",
-            title="Invitation expired",
+        raise InvitationExpired(
+            "This invitation has expired; ask the administrator to send it again."
         )
     return invitation
 
@@ -267,11 +260,7 @@ async def accept(
     )
     now = utcnow()
     if not await repository.claim_invitation(session, invitation.id, now):
-        raise Conflict(
-            "This invitation has been accepted already.",
-            slug="invitation-used",
-            title="Invitation used",
-        )
+        raise InvitationUsed()
     # The link proves the mailbox, so the account is active at once.
     account, recovery_code = await create_account(
         session,

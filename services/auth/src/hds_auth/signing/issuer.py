@@ -12,7 +12,7 @@ from typing import Any
 
 from jose import jwt
 
-from hds_auth.signing import Keyring
+from hds_auth.signing.keyring import Keyring
 from hds_common.tokens import ACCOUNT_AUDIENCE, DLX_AUDIENCE
 
 __all__ = ["IssuedToken", "TokenIssuer"]

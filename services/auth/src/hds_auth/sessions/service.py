@@ -19,8 +19,11 @@ import uuid
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hds_auth import repository
-from hds_auth.deps import Runtime
+from hds_auth.account import repository as accounts
+from hds_auth.account.key_slots import open_password_slot
+from hds_auth.account.service import normalise_email
+from hds_auth.errors import AccountDisabled, InvalidCredentials, InvalidRefreshToken
+from hds_auth.key_sessions import end_key_sessions
 from hds_auth.models import Account, RefreshToken
 from hds_auth.opaque_tokens import (
     hash_secret,
@@ -28,33 +31,15 @@ from hds_auth.opaque_tokens import (
     parse_secret_token,
     secret_matches,
 )
-from hds_auth.schemas import TokenPair
-from hds_auth.service import (
-    PASSWORD_SLOT,
-    end_key_sessions,
-    normalise_email,
-    password_slot,
-    utcnow,
-)
+from hds_auth.runtime import Runtime
+from hds_auth.sessions import repository
+from hds_auth.sessions.schemas import TokenPair
 from hds_auth.throttle import Limit, account_key, client_key
-from hds_auth.userkeys import WrongSecret, unwrap_refresh_slot, unwrap_slot, wrap_refresh_slot
-from hds_common.errors import Forbidden, ServiceUnavailable, Unauthorized
+from hds_auth.userkeys import WrongSecret, unwrap_refresh_slot, wrap_refresh_slot
+from hds_common.db import utcnow
+from hds_common.errors import ServiceUnavailable
 
 log = structlog.get_logger("hds.auth")
-
-
-def _invalid_credentials() -> Unauthorized:
-    # One answer for an unknown address and a wrong password.
-    return Unauthorized(
-        "The e-mail address or the password is wrong, or the account has not been "
-        "activated yet (see the activation mail, or ask for a new one).",
-        slug="invalid-credentials",
-        title="Invalid credentials",
-    )
-
-
-def _invalid_refresh(detail: str = "The refresh token is not valid.") -> Unauthorized:
-    return Unauthorized(detail, slug="invalid-refresh-token", title="Invalid refresh token")
 
 
 async def login(
@@ -73,7 +58,7 @@ async def login(
         Limit(client_key("login", client), settings.login_failures_per_client),
     ]
     await runtime.throttle.check(session, limits, now=now)
-    account = await repository.get_account_by_email(session, email)
+    account = await accounts.get_account_by_email(session, email)
     # For an unknown address this verifies against a dummy hash: the same work, the same
     # answer as a wrong password.
     verified = await runtime.hashing.verify(account.password_hash if account else None, password)
@@ -82,15 +67,10 @@ async def login(
     # registration made a new account or met an existing one.
     if account is None or not verified or account.activated_at is None:
         await runtime.throttle.record([limit.key for limit in limits], now=now)
-        raise _invalid_credentials()
+        raise InvalidCredentials()
     if account.disabled:
-        raise Forbidden("This account has been disabled.", slug="account-disabled")
-    try:
-        private_key = await unwrap_slot(
-            password_slot(account), password, purpose=PASSWORD_SLOT, account_id=account.id
-        )
-    except WrongSecret:
-        raise RuntimeError("password hash and password key slot disagree") from None
+        raise AccountDisabled("This account has been disabled.")
+    private_key = await open_password_slot(account, password)
     await runtime.throttle.clear(session, [limits[0].key])
     if runtime.hashing.needs_rehash(account.password_hash):
         account.password_hash = await runtime.hashing.hash(password)
@@ -156,25 +136,25 @@ async def refresh(session: AsyncSession, runtime: Runtime, *, refresh_token: str
     parsed = parse_secret_token(refresh_token)
     row = await repository.get_refresh_token(session, parsed[0]) if parsed else None
     if parsed is None or row is None or not secret_matches(row.secret_hash, parsed[1]):
-        raise _invalid_refresh()
+        raise InvalidRefreshToken()
     if row.revoked_at is not None:
-        raise _invalid_refresh("This session has ended; log in again.")
+        raise InvalidRefreshToken("This session has ended; log in again.")
     family_id, account_id = row.family_id, row.account_id
     if row.used_at is not None:
         await _end_family(session, runtime, account_id, family_id, now)
         log.warning("refresh_token_reused", account_id=str(account_id), family=str(family_id))
-        raise _invalid_refresh("This refresh token was used before; the session has ended.")
+        raise InvalidRefreshToken("This refresh token was used before; the session has ended.")
     if row.expires_at <= now:
-        raise _invalid_refresh("This session has expired; log in again.")
-    account = await repository.get_account(session, account_id)
+        raise InvalidRefreshToken("This session has expired; log in again.")
+    account = await accounts.get_account(session, account_id)
     if account is None or account.disabled or account.activated_at is None:
         await _end_family(session, runtime, account_id, family_id, now)
-        raise _invalid_refresh("This account cannot log in.")
+        raise InvalidRefreshToken("This account cannot log in.")
     if not await repository.claim_refresh_token(session, row.id, now):
         # A concurrent request exchanged the same token first: a copy is in use.
         await _end_family(session, runtime, account_id, family_id, now)
         log.warning("refresh_token_reused", account_id=str(account_id), family=str(family_id))
-        raise _invalid_refresh("This refresh token was used before; the session has ended.")
+        raise InvalidRefreshToken("This refresh token was used before; the session has ended.")
     try:
         private_key = unwrap_refresh_slot(row.wrapped_user_key, parsed[1], row.id)
     except WrongSecret:
@@ -214,5 +194,5 @@ async def logout(session: AsyncSession, runtime: Runtime, *, refresh_token: str)
     await repository.revoke_family(session, row.family_id, utcnow())
     # Storage first fails the request (and rolls the revocation back) rather than
     # answer "logged out" while the access token still opens the key.
-    await end_key_sessions(runtime, row.account_id, family_id=row.family_id)
+    await end_key_sessions(runtime.key_sessions, row.account_id, family_id=row.family_id)
     log.info("logout", account_id=str(row.account_id))
