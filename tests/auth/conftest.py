@@ -1,6 +1,6 @@
 """Fixtures of the identity-service tests: a migrated PostgreSQL database (and a SQLite
 file for the tests parametrised over both), a real SMTP server, the storage service's
-grant key pair, and a running app with an httpx client. Helpers are in auth_harness.py."""
+grant key pair, and a running app with an httpx client. Helpers are in support.py."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from auth_harness import Accounts, AppFactory, AuthApp, StorageStandIn, app_factory
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from hds_common.crypto import generate_private_key
 from hds_common.db import migrate_service
 from hds_common.testing.postgres import temporary_database
 from hds_common.testing.smtp import SmtpTestServer
+from tests.auth.support import Accounts, AppFactory, AuthApp, StorageStandIn, app_factory
 
 
 def pytest_configure(config: pytest.Config) -> None:

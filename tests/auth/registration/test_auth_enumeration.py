@@ -12,11 +12,18 @@ import uuid
 from typing import Any
 
 import httpx
-from auth_harness import RECOVERY_CODE, Accounts, AppFactory, AuthApp, bearer, without_request_id
 from sqlalchemy import func, select
 
 from hds_auth.models import Account
 from hds_common.testing.smtp import SmtpTestServer
+from tests.auth.support import (
+    RECOVERY_CODE,
+    Accounts,
+    AppFactory,
+    AuthApp,
+    bearer,
+    without_request_id,
+)
 
 Json = dict[str, Any]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from auth_harness import Accounts, AppFactory, bearer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jose import jwt
@@ -14,6 +13,7 @@ from joserfc.jwk import ECKey
 
 from hds_auth.config import Settings
 from hds_auth.signing.keyring import RETIREMENT_GRACE_SECONDS, Keyring, keyring_from
+from tests.auth.support import Accounts, AppFactory, bearer
 
 
 async def test_first_start_generates_a_private_key_file(

@@ -7,7 +7,8 @@ import statistics
 import time
 
 import pytest
-from auth_harness import Accounts, AppFactory, AuthApp, without_request_id
+
+from tests.auth.support import Accounts, AppFactory, AuthApp, without_request_id
 
 
 async def test_unknown_address_and_wrong_password_get_identical_answers(

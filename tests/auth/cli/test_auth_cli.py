@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from auth_harness import INVITATION_LINK, PASSWORD, AppFactory
 from pydantic import SecretStr, ValidationError
 
 from hds_auth.__main__ import ensure_demo, invite, parser, run
 from hds_auth.config import Settings
 from hds_common.settings import SuiteSettings
+from tests.auth.support import INVITATION_LINK, PASSWORD, AppFactory
 
 
 class Cli:

@@ -9,7 +9,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from fastapi import Body, FastAPI, Header
+from fastapi import Body, FastAPI, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 from sqlalchemy import delete
@@ -75,11 +75,15 @@ class KeySessionRow:
 class StorageStandIn:
     """Answers ``GET /internal/v1/usage/{id}`` and the key-session routes like the storage
     service (service token required, the same key-session construction), so the identity
-    service can be tested without the real service."""
+    service can be tested without the real service. Usage is answered as storage answers
+    it, ``{"used_bytes": n}`` and nothing else; ``received`` lists every request that
+    reached it (``"GET /internal/v1/usage/…"``), to count what one request of the
+    identity service asks of storage."""
 
     grant_key: X25519PrivateKey
     usage: dict[str, int] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
+    received: list[str] = field(default_factory=list)
     sessions: dict[str, KeySessionRow] = field(default_factory=dict)
     # The usage route answers 503 (the key-session routes go on working).
     usage_down: bool = False
@@ -97,6 +101,13 @@ class StorageStandIn:
 
     def app(self) -> FastAPI:
         app = FastAPI()
+
+        @app.middleware("http")
+        async def record(
+            request: Request, call_next: Callable[[Request], Awaitable[Response]]
+        ) -> Response:
+            self.received.append(f"{request.method} {request.url.path}")
+            return await call_next(request)
 
         @app.post("/internal/v1/key-sessions", status_code=201)
         async def start(
@@ -158,7 +169,7 @@ class StorageStandIn:
             self.calls.append(caller)
             if self.usage_down:
                 return JSONResponse({"type": "urn:hds:problem:down"}, status_code=503)
-            return {"used_bytes": self.usage.get(account_id, 0), "quota_bytes": 0}
+            return {"used_bytes": self.usage.get(account_id, 0)}
 
         return app
 

@@ -12,7 +12,6 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from auth_harness import INTERNAL_SECRET, Accounts, StorageStandIn, app_factory, bearer
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from hds_auth.config import Settings
@@ -27,6 +26,7 @@ from hds_common.testing.fuzzing import (
     in_portal,
 )
 from hds_common.testing.smtp import SmtpTestServer
+from tests.auth.support import INTERNAL_SECRET, Accounts, StorageStandIn, app_factory, bearer
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

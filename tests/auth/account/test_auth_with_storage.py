@@ -1,5 +1,5 @@
 """The identity service wired to the real storage service in one process: /me asks
-storage for usage (which asks back for the quota), and storage accepts this service's
+storage for usage, and storage accepts this service's
 account tokens through the published JWKS and honours a quota override."""
 
 from __future__ import annotations
@@ -10,15 +10,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from auth_harness import (
-    INTERNAL_SECRET,
-    ISSUER,
-    Accounts,
-    AuthApp,
-    bearer,
-    make_settings,
-    wipe,
-)
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pydantic import SecretStr
 
@@ -29,6 +20,15 @@ from hds_common.testing.asgi import ServiceRouterTransport, running
 from hds_common.testing.smtp import SmtpTestServer
 from hds_storage.config import Settings as StorageSettings
 from hds_storage.main import create_app as create_storage_app
+from tests.auth.support import (
+    INTERNAL_SECRET,
+    ISSUER,
+    Accounts,
+    AuthApp,
+    bearer,
+    make_settings,
+    wipe,
+)
 
 AUTH_HOST = "auth.internal"
 STORAGE_HOST = "storage.internal"

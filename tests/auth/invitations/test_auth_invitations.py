@@ -8,14 +8,22 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
+from typing import Any
 
 import pytest
-from auth_harness import PASSWORD, RECOVERY_CODE, Accounts, AuthApp, bearer, without_request_id
 from sqlalchemy import select, update
 
 from hds_auth.models import Account, Invitation
 from hds_common.crypto import b64d
 from hds_common.testing.smtp import SmtpTestServer
+from tests.auth.support import (
+    PASSWORD,
+    RECOVERY_CODE,
+    Accounts,
+    AuthApp,
+    bearer,
+    without_request_id,
+)
 
 
 async def _admin_headers(accounts: Accounts) -> dict[str, str]:
@@ -29,7 +37,9 @@ async def _invite(auth: AuthApp, headers: dict[str, str], **body: object) -> dic
     return invitation
 
 
-async def _accept(auth: AuthApp, token: str, password: str = PASSWORD) -> tuple[int, dict]:
+async def _accept(
+    auth: AuthApp, token: str, password: str = PASSWORD
+) -> tuple[int, dict[str, Any]]:
     response = await auth.client.post(
         "/auth/v1/invitation/accept", json={"token": token, "password": password}
     )

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from auth_harness import Accounts, AuthApp, bearer
 
 from hds_common.crypto import b64d
 from hds_common.service_auth import SERVICE_TOKEN_HEADER, mint_service_token
 from hds_common.testing.smtp import SmtpTestServer
+from tests.auth.support import Accounts, AuthApp, bearer
 
 MIB = 1024 * 1024
 
@@ -65,6 +65,7 @@ async def test_dlx_token(auth: AuthApp, service_headers: dict[str, str]) -> None
     assert claims.ksid == "0123456789abcdef0123456789abcdef"
     assert claims.aud == "hds-dlx"
     assert claims.iss == "hds-auth-test"
+    assert claims.iat is not None
     assert claims.exp - claims.iat == 600
     assert claims.jti
 

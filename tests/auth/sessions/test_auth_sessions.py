@@ -8,7 +8,6 @@ import uuid
 
 import httpx
 import pytest
-from auth_harness import Accounts, AppFactory, AuthApp, StorageStandIn, bearer
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from jose import jwt
 from sqlalchemy import select, update
@@ -21,6 +20,7 @@ from hds_common.crypto import (
     public_key_to_bytes,
 )
 from hds_common.errors import Unauthorized
+from tests.auth.support import Accounts, AppFactory, AuthApp, StorageStandIn, bearer
 
 
 @pytest.mark.both_databases
@@ -46,6 +46,7 @@ async def test_login_issues_an_es256_account_token_with_a_user_grant(
     assert claims.iss == "hds-auth-test"
     assert claims.aud == "hds-account"
     assert claims.roles == ["patient"]
+    assert claims.iat is not None
     assert claims.exp - claims.iat == 900
     assert claims.nbf == claims.iat
     assert claims.jti

@@ -13,13 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from auth_harness import Accounts, AuthApp, bearer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jose import jwt
 
 from hds_common.errors import Unauthorized
 from hds_common.tokens import TokenVerifier
+from tests.auth.support import Accounts, AuthApp, bearer
 
 ISSUER = "hds-auth-test"
 

@@ -5,12 +5,12 @@ quotas beyond the BIGINT column. Each is now a 422 problem and changes nothing."
 from __future__ import annotations
 
 import pytest
-from auth_harness import Accounts, AuthApp, bearer
 
 from hds_auth.schemas import MAX_QUOTA_BYTES
 from hds_common.errors import PROBLEM_CONTENT_TYPE
 from hds_common.service_auth import SERVICE_TOKEN_HEADER, mint_service_token
 from hds_common.testing.smtp import SmtpTestServer
+from tests.auth.support import Accounts, AuthApp, bearer
 
 # NUL cannot be stored in PostgreSQL text; CR/LF, NEL (U+0085) and U+2028 end a mail
 # header (Python's email package splits header values at them).

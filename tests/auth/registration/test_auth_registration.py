@@ -11,11 +11,11 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from auth_harness import Accounts, AppFactory, AuthApp, without_request_id
 from sqlalchemy import select, update
 
 from hds_auth.models import Account, ActivationToken
 from hds_common.testing.smtp import SmtpTestServer
+from tests.auth.support import Accounts, AppFactory, AuthApp, without_request_id
 
 RECOVERY_CODE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{5}(-[0-9A-HJKMNP-TV-Z]{5}){4}$")
 

@@ -7,7 +7,11 @@ import asyncio
 
 import httpx
 import pytest
-from auth_harness import (
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from jose import jwt
+
+from hds_common.crypto import b64d, generate_package_key, open_grant, open_sealed, seal
+from tests.auth.support import (
     Accounts,
     AppFactory,
     AuthApp,
@@ -15,10 +19,6 @@ from auth_harness import (
     bearer,
     without_request_id,
 )
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from jose import jwt
-
-from hds_common.crypto import b64d, generate_package_key, open_grant, open_sealed, seal
 
 # Stands in for the storage service's user key slot: a package key sealed to the user.
 USER_SLOT_CONTEXT = b"hds/user-slot/test"

@@ -1,5 +1,4 @@
-"""Small pieces: recovery codes, key-derivation labels, opaque tokens, password rules,
-mail building."""
+"""Small pieces: recovery codes, key-derivation labels, key slots, opaque tokens."""
 
 from __future__ import annotations
 
@@ -8,7 +7,6 @@ import uuid
 import pytest
 
 from hds_auth.opaque_tokens import hash_secret, new_secret_token, parse_secret_token, secret_matches
-from hds_auth.passwords.policy import check_password_policy, common_passwords
 from hds_auth.userkeys import (
     WrongSecret,
     format_kdf,
@@ -22,7 +20,6 @@ from hds_auth.userkeys import (
     wrap_slot,
 )
 from hds_common.crypto import FAST_ARGON2
-from hds_common.errors import UnprocessableContent
 
 
 def test_recovery_codes_are_unambiguous_and_distinct() -> None:
@@ -82,30 +79,3 @@ def test_opaque_tokens() -> None:
     assert not secret_matches(hash_secret(secret), bytes(32))
     for garbage in ("", "!!!", "QUFB", text + "A", text[:-2]):
         assert parse_secret_token(garbage) is None
-
-
-def test_common_password_list() -> None:
-    passwords = common_passwords()
-    assert len(passwords) >= 300
-    assert "password123" in passwords
-    assert all(p == p.lower() for p in passwords)
-
-
-@pytest.mark.parametrize(
-    ("password", "slug"),
-    [
-        ("123456789", "password-too-short"),
-        ("x" * 1025, "password-too-long"),
-        ("QwertyUiop", "password-too-common"),
-        ("iloveyou123", "password-too-common"),
-        ("someone.long@example.org", "password-too-common"),
-    ],
-)
-def test_password_policy(password: str, slug: str) -> None:
-    with pytest.raises(UnprocessableContent) as caught:
-        check_password_policy(password, min_length=10, email="someone.long@example.org")
-    assert caught.value.instance_slug == slug
-
-
-def test_a_reasonable_password_passes() -> None:
-    check_password_policy("grey lantern over the bay", min_length=10, email="a@example.org")
