@@ -24,6 +24,7 @@ from sqlalchemy import delete
 
 from hds_auth.config import Settings
 from hds_auth.invitations import service as invitations
+from hds_auth.invitations.schemas import InvitationCreate
 from hds_auth.main import create_app
 from hds_auth.models import (
     Account,
@@ -351,7 +352,9 @@ class Accounts:
         runtime = self.harness.runtime
         async with runtime.session_maker() as session, session.begin():
             invitation, mail_sent = await invitations.invite(
-                session, runtime, email=email, role=role, name=name
+                session,
+                runtime,
+                InvitationCreate.model_validate({"email": email, "role": role, "name": name}),
             )
         assert mail_sent
         return str(invitation.id)

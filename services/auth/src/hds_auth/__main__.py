@@ -174,15 +174,7 @@ async def invite(
     if request is None:
         return 1
     async with _runtime_session(settings) as (runtime, session):
-        invitation, mail_sent = await invitations.invite(
-            session,
-            runtime,
-            email=request.email,
-            role=request.role,
-            name=request.name,
-            quota_bytes=request.quota_bytes,
-            default_code_validity_days=request.default_code_validity_days,
-        )
+        invitation, mail_sent = await invitations.invite(session, runtime, request)
         answer = invitations.view(invitation, mail_sent=mail_sent)
     print(answer.model_dump_json(indent=2))
     return 0 if mail_sent else 3

@@ -8,20 +8,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
+from hds_auth import errors
 from hds_auth.deps import TOKEN_PROBLEMS, AdminDep, RuntimeDep, no_store, require_admin
-from hds_auth.errors import (
-    PASSWORD_POLICY_PROBLEMS,
-    AdminOnly,
-    EmailTaken,
-    InstitutionOnly,
-    InvitationAlreadyAccepted,
-    InvitationExpired,
-    InvitationInvalid,
-    InvitationNotFound,
-    InvitationPending,
-    InvitationRevoked,
-    InvitationUsed,
-)
 from hds_auth.invitations import service
 from hds_auth.invitations.schemas import (
     Invitation,
@@ -35,7 +23,7 @@ from hds_common.errors import problem_responses
 
 router = APIRouter(tags=["accounts"])
 
-LINK_PROBLEMS = (InvitationInvalid, InvitationUsed, InvitationExpired)
+LINK_PROBLEMS = (errors.InvitationInvalid, errors.InvitationUsed, errors.InvitationExpired)
 
 
 @router.get(
@@ -55,7 +43,9 @@ async def invitation_offer(
     status_code=status.HTTP_201_CREATED,
     summary="Accept an invitation with a password of one's own; answers the recovery code once",
     dependencies=[Depends(no_store)],
-    responses=problem_responses(*LINK_PROBLEMS, *PASSWORD_POLICY_PROBLEMS, EmailTaken),
+    responses=problem_responses(
+        *LINK_PROBLEMS, *errors.PASSWORD_POLICY_PROBLEMS, errors.EmailTaken
+    ),
 )
 async def accept_invitation(
     body: InvitationAcceptRequest, session: SessionDep, runtime: RuntimeDep
@@ -77,7 +67,7 @@ async def accept_invitation(
 admin_router = APIRouter(
     tags=["administration"],
     dependencies=[Depends(require_admin)],
-    responses=problem_responses(*TOKEN_PROBLEMS, AdminOnly),
+    responses=problem_responses(*TOKEN_PROBLEMS, errors.AdminOnly),
 )
 
 
@@ -85,20 +75,15 @@ admin_router = APIRouter(
     "/auth/v1/admin/invitations",
     status_code=status.HTTP_201_CREATED,
     summary="Invite an account of any role; the invitee chooses its password",
-    responses=problem_responses(InstitutionOnly, EmailTaken, InvitationPending),
+    responses=problem_responses(
+        errors.InstitutionOnly, errors.EmailTaken, errors.InvitationPending
+    ),
 )
 async def create_invitation(
     body: InvitationCreate, session: SessionDep, runtime: RuntimeDep, claims: AdminDep
 ) -> Invitation:
     invitation, mail_sent = await service.invite(
-        session,
-        runtime,
-        email=body.email,
-        role=body.role,
-        name=body.name,
-        quota_bytes=body.quota_bytes,
-        default_code_validity_days=body.default_code_validity_days,
-        invited_by=_uuid_or_none(claims.sub),
+        session, runtime, body, invited_by=_uuid_or_none(claims.sub)
     )
     return service.view(invitation, mail_sent=mail_sent)
 
@@ -111,7 +96,7 @@ async def list_invitations(session: SessionDep) -> list[Invitation]:
 @admin_router.get(
     "/auth/v1/admin/invitations/{invitation_id}",
     summary="One invitation",
-    responses=problem_responses(InvitationNotFound),
+    responses=problem_responses(errors.InvitationNotFound),
 )
 async def get_invitation(invitation_id: uuid.UUID, session: SessionDep) -> Invitation:
     return service.view(await service.get_or_404(session, invitation_id))
@@ -121,7 +106,10 @@ async def get_invitation(invitation_id: uuid.UUID, session: SessionDep) -> Invit
     "/auth/v1/admin/invitations/{invitation_id}/resend",
     summary="Mail a new link (the previous one stops working) with a new expiry",
     responses=problem_responses(
-        InvitationNotFound, InvitationAlreadyAccepted, InvitationRevoked, EmailTaken
+        errors.InvitationNotFound,
+        errors.InvitationAlreadyAccepted,
+        errors.InvitationRevoked,
+        errors.EmailTaken,
     ),
 )
 async def resend_invitation(
@@ -136,7 +124,7 @@ async def resend_invitation(
     "/auth/v1/admin/invitations/{invitation_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Revoke an invitation that has not been accepted",
-    responses=problem_responses(InvitationNotFound, InvitationAlreadyAccepted),
+    responses=problem_responses(errors.InvitationNotFound, errors.InvitationAlreadyAccepted),
 )
 async def revoke_invitation(invitation_id: uuid.UUID, session: SessionDep) -> None:
     await service.revoke(session, await service.get_or_404(session, invitation_id))

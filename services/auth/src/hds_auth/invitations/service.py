@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from functools import partial
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,10 +36,10 @@ from hds_auth.errors import (
 )
 from hds_auth.invitations import repository
 from hds_auth.invitations.schemas import Invitation as InvitationView
-from hds_auth.invitations.schemas import InvitationOffer, InvitationState
+from hds_auth.invitations.schemas import InvitationCreate, InvitationOffer, InvitationState
 from hds_auth.mail import send_or_log
 from hds_auth.models import Account, Invitation
-from hds_auth.opaque_tokens import hash_secret, new_secret_token, parse_secret_token, secret_matches
+from hds_auth.opaque_tokens import hash_secret, new_secret_token, row_of_token
 from hds_auth.passwords.policy import check_password_policy
 from hds_auth.registration.service import create_account
 from hds_auth.runtime import Runtime
@@ -99,18 +100,16 @@ def view(invitation: Invitation, *, mail_sent: bool | None = None) -> Invitation
 async def invite(
     session: AsyncSession,
     runtime: Runtime,
+    request: InvitationCreate,
     *,
-    email: str,
-    role: str,
-    name: str | None = None,
-    quota_bytes: int | None = None,
-    default_code_validity_days: int | None = None,
     invited_by: uuid.UUID | None = None,
 ) -> tuple[Invitation, bool]:
     """Record an invitation and mail its link; returns it and whether the mail went out
-    (when not, :func:`resend` tries again)."""
-    email = normalise_email(email)
-    if default_code_validity_days is not None and role != "institution":
+    (when not, :func:`resend` tries again). The routes and the command line send the
+    same validated request."""
+    email = normalise_email(request.email)
+    role = request.role
+    if request.default_code_validity_days is not None and role != "institution":
         raise InstitutionOnly()
     if await accounts.email_exists(session, email):
         # Only administrators get here; they may know which addresses have accounts.
@@ -122,9 +121,9 @@ async def invite(
         id=uuid.uuid4(),
         email=email,
         role=role,
-        name=name,
-        quota_bytes=quota_bytes,
-        default_code_validity_days=default_code_validity_days,
+        name=request.name,
+        quota_bytes=request.quota_bytes,
+        default_code_validity_days=request.default_code_validity_days,
         invited_by=invited_by,
         secret_hash=b"",
         created_at=now,
@@ -218,15 +217,10 @@ async def _new_link_and_mail(
 
 async def _by_token(session: AsyncSession, token: str) -> Invitation:
     """The invitation of a link, or the answer to give for it."""
-    parsed = parse_secret_token(token)
-    invitation = await repository.get_invitation(session, parsed[0]) if parsed else None
-    if (
-        parsed is None
-        or invitation is None
-        or not secret_matches(invitation.secret_hash, parsed[1])
-        or invitation.revoked_at is not None
-    ):
+    found = await row_of_token(token, partial(repository.get_invitation, session))
+    if found is None or found[0].revoked_at is not None:
         raise InvitationInvalid()
+    invitation = found[0]
     if invitation.accepted_at is not None:
         raise InvitationUsed()
     if invitation.expires_at <= utcnow():

@@ -6,15 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
+from hds_auth import errors
 from hds_auth.deps import RuntimeDep, no_store
-from hds_auth.errors import (
-    PASSWORD_POLICY_PROBLEMS,
-    ActivationTokenExpired,
-    ActivationTokenInvalid,
-    ActivationTokenUsed,
-    EmailTaken,
-    TooManyAttempts,
-)
 from hds_auth.registration import service
 from hds_auth.registration.schemas import (
     Accepted,
@@ -29,7 +22,11 @@ from hds_common.errors import problem_responses
 
 router = APIRouter(tags=["accounts"])
 
-ACTIVATION_PROBLEMS = (ActivationTokenInvalid, ActivationTokenUsed, ActivationTokenExpired)
+ACTIVATION_PROBLEMS = (
+    errors.ActivationTokenInvalid,
+    errors.ActivationTokenUsed,
+    errors.ActivationTokenExpired,
+)
 
 
 @router.post(
@@ -37,7 +34,7 @@ ACTIVATION_PROBLEMS = (ActivationTokenInvalid, ActivationTokenUsed, ActivationTo
     status_code=status.HTTP_201_CREATED,
     summary="Register a patient or referrer account; answers the recovery code once",
     dependencies=[Depends(no_store)],
-    responses=problem_responses(*PASSWORD_POLICY_PROBLEMS, EmailTaken),
+    responses=problem_responses(*errors.PASSWORD_POLICY_PROBLEMS, errors.EmailTaken),
 )
 async def register(
     body: RegisterRequest, session: SessionDep, runtime: RuntimeDep
@@ -78,7 +75,7 @@ async def activate(body: ActivateRequest, session: SessionDep) -> Activated:
     "/auth/v1/activation/resend",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Send a new activation link (same answer for every address)",
-    responses=problem_responses(TooManyAttempts),
+    responses=problem_responses(errors.TooManyAttempts),
 )
 async def resend_activation(
     body: ResendActivationRequest, session: SessionDep, runtime: RuntimeDep

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
+from functools import partial
 
 import structlog
 from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
@@ -29,7 +30,7 @@ from hds_auth.errors import (
 from hds_auth.invitations import repository as invitations
 from hds_auth.mail import send_or_log
 from hds_auth.models import Account, ActivationToken
-from hds_auth.opaque_tokens import hash_secret, new_secret_token, parse_secret_token, secret_matches
+from hds_auth.opaque_tokens import hash_secret, new_secret_token, row_of_token
 from hds_auth.passwords.policy import check_password_policy
 from hds_auth.registration import repository
 from hds_auth.registration.schemas import AccountCreated
@@ -246,10 +247,10 @@ async def send_activation(
 
 
 async def activate(session: AsyncSession, token: str) -> Account:
-    parsed = parse_secret_token(token)
-    row = await repository.get_activation_token(session, parsed[0]) if parsed else None
-    if parsed is None or row is None or not secret_matches(row.secret_hash, parsed[1]):
+    found = await row_of_token(token, partial(repository.get_activation_token, session))
+    if found is None:
         raise ActivationTokenInvalid()
+    row = found[0]
     now = utcnow()
     if row.used_at is not None:
         raise ActivationTokenUsed()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from functools import partial
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,12 +26,7 @@ from hds_auth.account.service import normalise_email
 from hds_auth.errors import AccountDisabled, InvalidCredentials, InvalidRefreshToken
 from hds_auth.key_sessions import end_key_sessions
 from hds_auth.models import Account, RefreshToken
-from hds_auth.opaque_tokens import (
-    hash_secret,
-    new_secret_token,
-    parse_secret_token,
-    secret_matches,
-)
+from hds_auth.opaque_tokens import hash_secret, new_secret_token, row_of_token
 from hds_auth.runtime import Runtime
 from hds_auth.sessions import repository
 from hds_auth.sessions.schemas import TokenPair
@@ -133,10 +129,10 @@ async def _issue(
 
 async def refresh(session: AsyncSession, runtime: Runtime, *, refresh_token: str) -> TokenPair:
     now = utcnow()
-    parsed = parse_secret_token(refresh_token)
-    row = await repository.get_refresh_token(session, parsed[0]) if parsed else None
-    if parsed is None or row is None or not secret_matches(row.secret_hash, parsed[1]):
+    found = await row_of_token(refresh_token, partial(repository.get_refresh_token, session))
+    if found is None:
         raise InvalidRefreshToken()
+    row, secret = found
     if row.revoked_at is not None:
         raise InvalidRefreshToken("This session has ended; log in again.")
     family_id, account_id = row.family_id, row.account_id
@@ -156,7 +152,7 @@ async def refresh(session: AsyncSession, runtime: Runtime, *, refresh_token: str
         log.warning("refresh_token_reused", account_id=str(account_id), family=str(family_id))
         raise InvalidRefreshToken("This refresh token was used before; the session has ended.")
     try:
-        private_key = unwrap_refresh_slot(row.wrapped_user_key, parsed[1], row.id)
+        private_key = unwrap_refresh_slot(row.wrapped_user_key, secret, row.id)
     except WrongSecret:
         raise RuntimeError("refresh token row does not open with its own secret") from None
     return await _issue(session, runtime, account, private_key, row.family_id, now)
@@ -187,10 +183,10 @@ async def logout(session: AsyncSession, runtime: Runtime, *, refresh_token: str)
     """End the session the refresh token belongs to (every token of its family, and the
     key sessions of its access tokens). Unknown tokens are ignored: logging out twice is
     not an error."""
-    parsed = parse_secret_token(refresh_token)
-    row = await repository.get_refresh_token(session, parsed[0]) if parsed else None
-    if parsed is None or row is None or not secret_matches(row.secret_hash, parsed[1]):
+    found = await row_of_token(refresh_token, partial(repository.get_refresh_token, session))
+    if found is None:
         return
+    row = found[0]
     await repository.revoke_family(session, row.family_id, utcnow())
     # Storage first fails the request (and rolls the revocation back) rather than
     # answer "logged out" while the access token still opens the key.
