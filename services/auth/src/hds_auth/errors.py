@@ -204,8 +204,15 @@ class PasswordTooCommon(UnprocessableContent):
     title = "Password too common"
 
 
-# What any route that takes a new password may answer for it.
-PASSWORD_POLICY_PROBLEMS = (PasswordTooShort, PasswordTooLong, PasswordTooCommon)
+# What a route that takes a new password answers with 422: the request's own validation
+# (documented here because naming any 422 replaces FastAPI's default entry) and the
+# password rules.
+PASSWORD_POLICY_PROBLEMS = (
+    UnprocessableContent,
+    PasswordTooShort,
+    PasswordTooLong,
+    PasswordTooCommon,
+)
 
 
 # -- invitations ---------------------------------------------------------------------

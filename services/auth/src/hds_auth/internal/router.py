@@ -22,7 +22,7 @@ from hds_auth.internal.schemas import (
 from hds_auth.schemas import SingleLine
 from hds_common.db import SessionDep
 from hds_common.deps import require_service
-from hds_common.errors import ServiceTokenInvalid, problem_responses
+from hds_common.errors import ServiceTokenInvalid, UnprocessableContent, problem_responses
 
 router = APIRouter(
     tags=["internal"],
@@ -34,7 +34,8 @@ router = APIRouter(
 @router.post(
     "/internal/v1/dlx-tokens",
     summary="Mint a DLX token for a validated code",
-    responses=problem_responses(TtlOutOfRange),
+    # Naming a 422 replaces FastAPI's default entry: the request's validation is one too.
+    responses=problem_responses(UnprocessableContent, TtlOutOfRange),
 )
 async def dlx_token(body: DlxTokenRequest, runtime: RuntimeDep) -> DlxToken:
     return service.dlx_token(runtime.settings, runtime.issuer, body)
