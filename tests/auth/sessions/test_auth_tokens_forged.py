@@ -178,7 +178,7 @@ async def test_forged_token_is_rejected_by_the_verifier(kit: Kit, name: str) -> 
     token = FORGERIES[name](forger, tokens, sub)
     with pytest.raises(Unauthorized) as caught:
         await verifier.verify(token, audience="hds-account")
-    assert caught.value.instance_slug == "invalid-token"
+    assert caught.value.slug == "invalid-token"
 
 
 @pytest.mark.parametrize("name", list(FORGERIES))

@@ -86,7 +86,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             return await revoke_invitation(settings, invitation_id=args.id)
         return await ensure_demo(settings, output=args.output, email=args.email)
     except ProblemError as exc:
-        print(f"error: {exc.detail or exc.instance_title}", file=sys.stderr)
+        print(f"error: {exc.detail or exc.title}", file=sys.stderr)
         return 1
 
 
