@@ -1,6 +1,6 @@
 """Fixtures of the identity-service tests: a migrated PostgreSQL database (and a SQLite
 file for the tests parametrised over both), a real SMTP server, the storage service's
-grant key pair, and a running app with an httpx client. Helpers are in auth_harness.py."""
+grant key pair, and a running app with an httpx client. Helpers are in support.py."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from auth_harness import Accounts, AppFactory, AuthApp, StorageStandIn, app_factory
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from hds_auth.db import migrate
 from hds_common.crypto import generate_private_key
+from hds_common.db import migrate_service
 from hds_common.testing.postgres import temporary_database
 from hds_common.testing.smtp import SmtpTestServer
+from tests.auth.support import Accounts, AppFactory, AuthApp, StorageStandIn, app_factory
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -41,14 +41,14 @@ def smtp_server() -> Iterator[SmtpTestServer]:
 @pytest.fixture(scope="session")
 async def postgresql_url() -> AsyncIterator[str]:
     async with temporary_database("hds_auth_t") as url:
-        await migrate(url)
+        await migrate_service("hds_auth", url)
         yield url
 
 
 @pytest.fixture(scope="session")
 async def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('auth-sqlite') / 'auth.db'}"
-    await migrate(url)
+    await migrate_service("hds_auth", url)
     return url
 
 

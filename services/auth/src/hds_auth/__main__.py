@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from hds_auth.deps import Runtime
+    from hds_auth.runtime import Runtime
 
 DEMO_NAME = "Demo Radiology"
 DEMO_EMAIL = "demo-radiology@example.org"
@@ -65,9 +65,9 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         if args.command == "migrate":
-            from hds_auth.db import migrate
+            from hds_common.db import migrate_service
 
-            await migrate(settings.database_url)
+            await migrate_service("hds_auth", settings.database_url)
             return 0
         if args.command == "invite":
             return await invite(
@@ -86,7 +86,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             return await revoke_invitation(settings, invitation_id=args.id)
         return await ensure_demo(settings, output=args.output, email=args.email)
     except ProblemError as exc:
-        print(f"error: {exc.detail or exc.instance_title}", file=sys.stderr)
+        print(f"error: {exc.detail or exc.title}", file=sys.stderr)
         return 1
 
 
@@ -135,7 +135,7 @@ def serve(settings: Settings) -> int:
 
 
 def keys_command(settings: Settings, *, rotate: bool) -> int:
-    from hds_auth.signing import keyring_from
+    from hds_auth.signing.keyring import keyring_from
 
     keyring = keyring_from(settings)
     keyring.ensure_key()
@@ -158,8 +158,8 @@ async def invite(
     default_code_validity_days: int | None,
 ) -> int:
     """Invite an account; prints the invitation (its state, never its link)."""
-    from hds_auth import invitations
-    from hds_auth.schemas import InvitationCreate
+    from hds_auth.invitations import service as invitations
+    from hds_auth.invitations.schemas import InvitationCreate
 
     request = _valid_or_none(
         InvitationCreate,
@@ -174,22 +174,14 @@ async def invite(
     if request is None:
         return 1
     async with _runtime_session(settings) as (runtime, session):
-        invitation, mail_sent = await invitations.invite(
-            session,
-            runtime,
-            email=request.email,
-            role=request.role,
-            name=request.name,
-            quota_bytes=request.quota_bytes,
-            default_code_validity_days=request.default_code_validity_days,
-        )
+        invitation, mail_sent = await invitations.invite(session, runtime, request)
         answer = invitations.view(invitation, mail_sent=mail_sent)
     print(answer.model_dump_json(indent=2))
     return 0 if mail_sent else 3
 
 
 async def list_invitations(settings: Settings) -> int:
-    from hds_auth import invitations
+    from hds_auth.invitations import service as invitations
 
     async with _runtime_session(settings) as (_runtime, session):
         found = [
@@ -200,7 +192,7 @@ async def list_invitations(settings: Settings) -> int:
 
 
 async def resend_invitation(settings: Settings, *, invitation_id: uuid.UUID) -> int:
-    from hds_auth import invitations
+    from hds_auth.invitations import service as invitations
 
     async with _runtime_session(settings) as (runtime, session):
         found = await invitations.get_or_404(session, invitation_id)
@@ -211,7 +203,7 @@ async def resend_invitation(settings: Settings, *, invitation_id: uuid.UUID) -> 
 
 
 async def revoke_invitation(settings: Settings, *, invitation_id: uuid.UUID) -> int:
-    from hds_auth import invitations
+    from hds_auth.invitations import service as invitations
 
     async with _runtime_session(settings) as (_runtime, session):
         found = await invitations.get_or_404(session, invitation_id)
@@ -239,11 +231,11 @@ async def _runtime_session(
     settings: Settings,
 ) -> AsyncIterator[tuple[Runtime, AsyncSession]]:
     """The runtime and one transaction, committed when the block ends without error."""
-    from hds_auth.db import migrate
-    from hds_auth.main import open_runtime
+    from hds_auth.runtime import open_runtime
+    from hds_common.db import migrate_service
 
     if settings.migrate_on_start:
-        await migrate(settings.database_url)
+        await migrate_service("hds_auth", settings.database_url)
     async with open_runtime(settings) as runtime, runtime.session_maker() as session:
         async with session.begin():
             yield runtime, session
@@ -257,9 +249,8 @@ async def ensure_demo(settings: Settings, *, output: Path, email: str = DEMO_EMA
     The one account whose password anyone but its holder sees, so only for the embedded
     default in development (``HDS_AUTH_DEMO_INSTITUTION=true``, which the settings refuse
     outside ``HDS_ENVIRONMENT=development``); everyone else is invited."""
-    from hds_auth import repository, service
-    from hds_auth.db import migrate
-    from hds_auth.main import open_runtime
+    from hds_auth.account import repository
+    from hds_auth.registration.service import create_account
 
     if not settings.demo_institution or settings.suite.environment != "development":
         print(
@@ -269,43 +260,40 @@ async def ensure_demo(settings: Settings, *, output: Path, email: str = DEMO_EMA
             file=sys.stderr,
         )
         return 1
-    if settings.migrate_on_start:
-        await migrate(settings.database_url)
     credentials: dict[str, str] | None = None
     if output.exists():
         credentials = json.loads(output.read_text(encoding="utf-8"))
     fresh = credentials is None
-    async with open_runtime(settings) as runtime, runtime.session_maker() as session:
-        async with session.begin():
-            wanted = credentials["email"] if credentials else email
-            existing = await repository.get_account_by_email(session, wanted.lower())
-            if existing is not None:
-                if credentials is None:
-                    print(
-                        f"error: {wanted} exists but {output} is missing; its password cannot "
-                        "be recovered. Use a new database, or --output with the file the "
-                        "first run wrote.",
-                        file=sys.stderr,
-                    )
-                    return 1
-                print(f"demo institution {wanted} exists; {output} left unchanged")
-                return 0
+    async with _runtime_session(settings) as (runtime, session):
+        wanted = credentials["email"] if credentials else email
+        existing = await repository.get_account_by_email(session, wanted.lower())
+        if existing is not None:
             if credentials is None:
-                credentials = {
-                    "email": email,
-                    "password": secrets.token_urlsafe(15),
-                    "role": "institution",
-                    "name": DEMO_NAME,
-                }
-            await service.create_account(
-                session,
-                runtime,
-                email=credentials["email"],
-                password=credentials["password"],
-                role="institution",
-                name=credentials.get("name", DEMO_NAME),
-                activated=True,
-            )
+                print(
+                    f"error: {wanted} exists but {output} is missing; its password cannot "
+                    "be recovered. Use a new database, or --output with the file the "
+                    "first run wrote.",
+                    file=sys.stderr,
+                )
+                return 1
+            print(f"demo institution {wanted} exists; {output} left unchanged")
+            return 0
+        if credentials is None:
+            credentials = {
+                "email": email,
+                "password": secrets.token_urlsafe(15),
+                "role": "institution",
+                "name": DEMO_NAME,
+            }
+        await create_account(
+            session,
+            runtime,
+            email=credentials["email"],
+            password=credentials["password"],
+            role="institution",
+            name=credentials.get("name", DEMO_NAME),
+            activated=True,
+        )
     if fresh:
         _write_private(output, json.dumps(credentials, indent=2) + "\n")
         print(f"demo institution created; credentials written to {output}:")

@@ -5,22 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from hds_common.crypto import Argon2Params
-from hds_common.settings import SuiteSettings
+from hds_common.settings import DatabaseServiceSettings
 
 MIB = 1024 * 1024
 
 
-class Settings(BaseSettings):
+class Settings(DatabaseServiceSettings):
     model_config = SettingsConfigDict(env_prefix="HDS_AUTH_", extra="ignore")
 
-    host: str = "127.0.0.1"
     port: int = 8001
     # Embedded default: a SQLite file under ./var; production: postgresql://…
     database_url: str = "sqlite:///var/auth.db"
-    migrate_on_start: bool = True
 
     # ES256 signing keys (PEM files); generated on first start when the directory is empty.
     signing_key_dir: Path = Path("var/keys/auth")
@@ -70,8 +68,6 @@ class Settings(BaseSettings):
     reset_failures_per_account: int = Field(default=5, ge=1)
     reset_failures_per_client: int = Field(default=10, ge=1)
     activation_resends_per_account: int = Field(default=5, ge=1)
-
-    suite: SuiteSettings = Field(default_factory=SuiteSettings)
 
     @model_validator(mode="after")
     def _dlx_default_within_maximum(self) -> Settings:

@@ -1,60 +1,38 @@
 """Request dependencies: the runtime built by the lifespan, the caller's verified token,
-the caller's account, and role checks."""
+its login session, the caller's account, the administrator check and the client address.
+The request session is ``hds_common.db.SessionDep``; the calling service of an
+``/internal`` route is ``hds_common.deps.CallingServiceDep``."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Annotated
 
-import httpx
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jose import jwt
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from hds_auth import repository
-from hds_auth.config import Settings
-from hds_auth.db import SessionDep
-from hds_auth.issuer import TokenIssuer
-from hds_auth.key_sessions import KeySessions
-from hds_auth.mail import Mailer
+from hds_auth.account import repository as accounts
+from hds_auth.errors import AdminOnly
 from hds_auth.models import Account
-from hds_auth.passwords import PasswordHashing
-from hds_auth.signing import Keyring
-from hds_auth.throttle import Throttle
-from hds_common.errors import Forbidden, Unauthorized
-from hds_common.tokens import ACCOUNT_AUDIENCE, TokenClaims, TokenVerifier
+from hds_auth.runtime import Runtime
+from hds_common.db import SessionDep
+from hds_common.deps import bearer_claims
+from hds_common.errors import InvalidToken, MissingToken, ProblemError
+from hds_common.tokens import ACCOUNT_AUDIENCE, TokenClaims
 
 __all__ = [
+    "TOKEN_PROBLEMS",
+    "AdminDep",
     "ClaimsDep",
     "ClientAddressDep",
     "CurrentAccountDep",
-    "Runtime",
     "RuntimeDep",
     "SessionIdDep",
-    "get_claims",
+    "account_claims",
+    "no_store",
     "require_admin",
 ]
-
-
-@dataclass
-class Runtime:
-    """Everything the lifespan builds once and the routes share."""
-
-    settings: Settings
-    engine: AsyncEngine
-    session_maker: async_sessionmaker[AsyncSession]
-    hashing: PasswordHashing
-    mailer: Mailer
-    keyring: Keyring
-    issuer: TokenIssuer
-    verifier: TokenVerifier
-    throttle: Throttle
-    storage: httpx.AsyncClient
-    # The storage service's key sessions; None without HDS_GRANT_PUBLIC_KEY (then tokens
-    # carry no grant and unlock nothing).
-    key_sessions: KeySessions | None
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -66,24 +44,19 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 _bearer = HTTPBearer(auto_error=False, description="Account token (JWT) from login")
 
+# This service checks its own tokens against its own key set (the runtime's verifier),
+# without an HTTP call to its JWKS.
+account_claims = bearer_claims(audience=ACCOUNT_AUDIENCE, scheme=_bearer)
 
-async def get_claims(
-    runtime: RuntimeDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> TokenClaims:
-    """The verified account token; this service checks its own tokens against its own
-    key set, without an HTTP call to its JWKS."""
-    if credentials is None or not credentials.credentials:
-        raise Unauthorized("bearer token required", slug="missing-token")
-    return await runtime.verifier.verify(credentials.credentials, audience=ACCOUNT_AUDIENCE)
+ClaimsDep = Annotated[TokenClaims, Depends(account_claims)]
 
-
-ClaimsDep = Annotated[TokenClaims, Depends(get_claims)]
+# What the routes behind an account token may answer for the token itself.
+TOKEN_PROBLEMS: tuple[type[ProblemError], ...] = (MissingToken, InvalidToken)
 
 
 async def get_session_id(
     claims: ClaimsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> str | None:
     """The ``sid`` claim (the login session) of the verified token; not part of the
     suite-wide :class:`TokenClaims` because only this service uses it."""
@@ -100,10 +73,10 @@ async def get_current_account(session: SessionDep, claims: ClaimsDep) -> Account
     try:
         account_id = uuid.UUID(claims.sub)
     except ValueError:
-        raise Unauthorized("token subject is not an account", slug="invalid-token") from None
-    account = await repository.get_account(session, account_id)
+        raise InvalidToken("token subject is not an account") from None
+    account = await accounts.get_account(session, account_id)
     if account is None or account.disabled:
-        raise Unauthorized("the account of this token no longer exists", slug="invalid-token")
+        raise InvalidToken("the account of this token no longer exists")
     return account
 
 
@@ -112,13 +85,27 @@ CurrentAccountDep = Annotated[Account, Depends(get_current_account)]
 
 def require_admin(claims: ClaimsDep) -> TokenClaims:
     if not claims.has_role("admin"):
-        raise Forbidden("This route is for administrators.", slug="admin-only")
+        raise AdminOnly()
     return claims
 
 
+AdminDep = Annotated[TokenClaims, Depends(require_admin)]
+
+
 def get_client_address(request: Request) -> str | None:
-    # Behind the gateway uvicorn's proxy-header support fills this from X-Forwarded-For.
+    # Behind the gateway this is the client address the gateway vouches for
+    # (hds_common.forwarded_client).
     return request.client.host if request.client else None
 
 
 ClientAddressDep = Annotated[str | None, Depends(get_client_address)]
+
+
+# Token and secret answers must not be cached anywhere (RFC 6749 §5.1).
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def no_store(response: Response) -> None:
+    """For ``dependencies=[Depends(no_store)]``: the answer carries ``NO_STORE`` (an
+    error answer is built anew and does not need it)."""
+    response.headers.update(NO_STORE)

@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import structlog
 
+from hds_auth.errors import StorageUnavailable
 from hds_common.crypto import seal_session_key
-from hds_common.errors import ServiceUnavailable
 
-__all__ = ["KeySessions", "StartedKeySession"]
+__all__ = ["KeySessions", "StartedKeySession", "end_key_sessions"]
 
 log = structlog.get_logger("hds.auth.key_sessions")
 
@@ -30,14 +30,6 @@ _PATH = "/internal/v1/key-sessions"
 class StartedKeySession:
     session_id: str
     grant: str
-
-
-def _unavailable() -> ServiceUnavailable:
-    return ServiceUnavailable(
-        "the storage service cannot hold the session's key right now; try again",
-        slug="storage-unavailable",
-        retry_after=5,
-    )
 
 
 class KeySessions:
@@ -64,7 +56,7 @@ class KeySessions:
                 session_id=str(answer["session_id"]), grant=str(answer["grant"])
             )
         except (KeyError, TypeError):
-            raise _unavailable() from None
+            raise StorageUnavailable() from None
 
     async def end(
         self,
@@ -86,14 +78,28 @@ class KeySessions:
             response = await self._client.post(path, json=body)
         except httpx.HTTPError as exc:
             log.warning("key_session_call_failed", path=path, error=type(exc).__name__)
-            raise _unavailable() from None
+            raise StorageUnavailable() from None
         if response.status_code != expect:
             log.warning("key_session_call_refused", path=path, status=response.status_code)
-            raise _unavailable()
+            raise StorageUnavailable()
         try:
             answer = response.json()
         except ValueError:
-            raise _unavailable() from None
+            raise StorageUnavailable() from None
         if not isinstance(answer, dict):
-            raise _unavailable()
+            raise StorageUnavailable()
         return answer
+
+
+async def end_key_sessions(
+    key_sessions: KeySessions | None,
+    account_id: uuid.UUID,
+    *,
+    family_id: uuid.UUID | None = None,
+    keep_family: uuid.UUID | None = None,
+) -> None:
+    """End the account's key sessions at storage (503 when it cannot be reached, which
+    rolls the request back: nothing is reported ended that still opens a key). Without a
+    grant key there are none."""
+    if key_sessions is not None:
+        await key_sessions.end(account_id, family_id=family_id, keep_family=keep_family)

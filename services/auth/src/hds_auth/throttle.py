@@ -15,10 +15,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import case, delete, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hds_auth import repository
-from hds_common.errors import TooManyRequests
+from hds_auth.errors import TooManyAttempts
+from hds_auth.models import ThrottleCounter
+from hds_common.db import UtcDateTime
 
 __all__ = ["Limit", "Throttle", "account_key", "client_key"]
 
@@ -50,7 +53,7 @@ class Throttle:
     ) -> None:
         """Raise 429 (with ``Retry-After``) when any limit is used up in its window."""
         keys = [limit.key for limit in limits]
-        found = await repository.get_counters(session, keys)
+        found = await get_counters(session, keys)
         counters = {counter.key: counter for counter in found}
         retry_after = 0.0
         for limit in limits:
@@ -61,9 +64,8 @@ class Throttle:
             if window_ends > now:
                 retry_after = max(retry_after, (window_ends - now).total_seconds())
         if retry_after > 0:
-            raise TooManyRequests(
+            raise TooManyAttempts(
                 "Too many failed attempts; try again later.",
-                slug="too-many-attempts",
                 retry_after=math.ceil(retry_after),
             )
 
@@ -72,10 +74,45 @@ class Throttle:
         request's transaction, which a failed request rolls back)."""
         async with self.session_maker() as session, session.begin():
             for key in keys:
-                await repository.bump_counter(
-                    session, key, now=now, window_start_cutoff=now - self.window
-                )
+                await bump_counter(session, key, now=now, window_start_cutoff=now - self.window)
 
     async def clear(self, session: AsyncSession, keys: Sequence[str]) -> None:
         """Forget the failures of ``keys`` (in the request's transaction)."""
-        await repository.delete_counters(session, keys)
+        await delete_counters(session, keys)
+
+
+# -- the counters' SQL ---------------------------------------------------------
+
+
+async def get_counters(session: AsyncSession, keys: Sequence[str]) -> list[ThrottleCounter]:
+    result = await session.execute(select(ThrottleCounter).where(ThrottleCounter.key.in_(keys)))
+    return list(result.scalars())
+
+
+async def bump_counter(
+    session: AsyncSession, key: str, *, now: dt.datetime, window_start_cutoff: dt.datetime
+) -> None:
+    """Count one event in ``key``'s window, starting a new window if the old one began at
+    or before ``window_start_cutoff``. One statement, so replicas never lose a count."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    expired = ThrottleCounter.window_started_at <= window_start_cutoff
+    statement = (
+        insert(ThrottleCounter)
+        .values(key=key, window_started_at=now, count=1)
+        .on_conflict_do_update(
+            index_elements=[ThrottleCounter.key],
+            set_={
+                "count": case((expired, 1), else_=ThrottleCounter.count + 1),
+                "window_started_at": case(
+                    (expired, literal(now, UtcDateTime())),
+                    else_=ThrottleCounter.window_started_at,
+                ),
+            },
+        )
+    )
+    await session.execute(statement)
+
+
+async def delete_counters(session: AsyncSession, keys: Sequence[str]) -> None:
+    await session.execute(delete(ThrottleCounter).where(ThrottleCounter.key.in_(keys)))
