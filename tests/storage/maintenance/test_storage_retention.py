@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from storage_testkit import StorageEnv, TestAccount
 from structlog.testing import capture_logs
 
 from hds_common.db import utcnow
 from hds_common.testing.dicom import make_study
 from hds_storage.codes_client import CodesUnavailable
 from hds_storage.retention import retire_expired_packages
+from tests.storage.support import StorageEnv
+from tests.storage.support_identity import TestAccount
 
 RETENTION_DAYS = 30.0
 

@@ -8,11 +8,12 @@ import uuid
 
 import pytest
 from fastapi import FastAPI
-from storage_testkit import IDENTITY_HOST, StorageEnv
 
 from hds_common.errors import PROBLEM_CONTENT_TYPE
 from hds_common.testing.asgi import ServiceRouterTransport
 from hds_common.testing.dicom import make_study
+from tests.storage.support import StorageEnv
+from tests.storage.support_identity import IDENTITY_HOST
 
 ROUTES = [
     ("GET", "/storage/v1/packages/{id}", "institution"),

@@ -7,12 +7,12 @@ import time
 
 import pytest
 from sqlalchemy import text
-from storage_testkit import StorageEnv
 
 from hds_common.crypto import generate_package_key, open_grant, seal_session_key
 from hds_common.testing.dicom import make_study
 from hds_storage.collector import run_maintenance
 from hds_storage.main import LocalKeySessions
+from tests.storage.support import StorageEnv
 
 
 def _start(env: StorageEnv, subject: str, key: bytes, **fields: object) -> dict[str, object]:

@@ -14,19 +14,14 @@ import httpx
 import psutil
 import pytest
 from pydicom.uid import generate_uid
-from storage_testkit import (
-    IdentityStandIn,
-    KeySessionWriter,
-    StorageProcess,
-    account_auth,
-    identity_server,
-    process_env,
-)
 
 from hds_common.crypto import load_or_create_private_key, public_key_to_bytes
 from hds_common.testing.dicom import make_dicom, make_dicom_header
 from hds_common.testing.s3server import MotoS3Server
 from hds_common.testing.tokens import TestIssuer
+from tests.storage.support import KeySessionWriter, account_auth
+from tests.storage.support_identity import IdentityStandIn, identity_server
+from tests.storage.support_process import StorageProcess, process_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.s3]
 

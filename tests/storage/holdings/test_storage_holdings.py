@@ -6,9 +6,9 @@ from __future__ import annotations
 import io
 import zipfile
 
-from storage_testkit import StorageEnv, TestAccount, multipart_files
-
 from hds_common.testing.dicom import make_pdf, make_study
+from tests.storage.support import StorageEnv, multipart_files
+from tests.storage.support_identity import TestAccount
 
 
 async def _shared_study(env: StorageEnv) -> tuple[TestAccount, TestAccount, str, list[str]]:

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.fileset import FileSet
-from storage_testkit import StorageEnv, multipart_files
 
 from hds_common.crypto import generate_package_key
 from hds_common.db import utcnow
 from hds_common.testing.dicom import make_pdf, make_study
 from hds_storage.collector import run_maintenance
+from tests.storage.support import StorageEnv, multipart_files
 
 
 async def test_consumers_see_a_package_only_once_complete(env: StorageEnv) -> None:

@@ -11,9 +11,10 @@ from typing import Any
 
 import httpx
 from sqlalchemy import text
-from storage_testkit import StorageEnv, TestAccount, multipart_files
 
 from hds_common.testing.dicom import DicomFile, make_pdf, make_study
+from tests.storage.support import StorageEnv, multipart_files
+from tests.storage.support_identity import TestAccount
 
 PROBLEM = "application/problem+json"
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from storage_testkit import Backend, StorageEnv, multipart_files, storage_env
 
 from hds_common.testing.dicom import (
     broken_dicom_files,
@@ -23,6 +22,7 @@ from hds_common.testing.dicom import (
     make_study,
 )
 from hds_storage.ingest.probe import DicomProbe
+from tests.storage.support import Backend, StorageEnv, multipart_files, storage_env
 
 PROBLEM = "application/problem+json"
 
@@ -248,6 +248,12 @@ async def _probe_in_chunks(data: bytes, size: int) -> tuple[str, bytes]:
     return header.sop_instance_uid, passed
 
 
+def _pydicom_testdata(name: str) -> bytes:
+    path = pydicom.data.get_testdata_file(name)
+    assert isinstance(path, str), name
+    return Path(path).read_bytes()
+
+
 @pytest.mark.parametrize("size", [1, 3, 8, 131, 4096, 1 << 20])
 async def test_the_verdict_does_not_depend_on_chunking(size: int) -> None:
     from hds_common.errors import ProblemError
@@ -255,11 +261,11 @@ async def test_the_verdict_does_not_depend_on_chunking(size: int) -> None:
     files = {
         "good": make_dicom(rows=16, columns=16).data,
         "implicit": make_dicom(rows=16, columns=16, implicit=True).data,
-        "deflated": Path(pydicom.data.get_testdata_file("image_dfl.dcm")).read_bytes(),
-        "encapsulated": Path(pydicom.data.get_testdata_file("JPEG2000.dcm")).read_bytes(),
-        "big-endian": Path(pydicom.data.get_testdata_file("MR_small_bigendian.dcm")).read_bytes(),
+        "deflated": _pydicom_testdata("image_dfl.dcm"),
+        "encapsulated": _pydicom_testdata("JPEG2000.dcm"),
+        "big-endian": _pydicom_testdata("MR_small_bigendian.dcm"),
         # Nested sequences, no pixel data (refused for its meta, after the whole walk).
-        "sequences": Path(pydicom.data.get_testdata_file("rtplan.dcm")).read_bytes(),
+        "sequences": _pydicom_testdata("rtplan.dcm"),
     }
     for name, data in files.items():
         whole = await _verdict(data, len(data))

@@ -1,6 +1,6 @@
-"""Helpers for the storage service tests: a stand-in for the identity service, accounts
-with real key pairs and grants, and the app wiring (DICOM and PDF content comes from
-:mod:`hds_common.testing.dicom`)."""
+"""Helpers for the storage service tests: key sessions and grants, and the app wired to
+the identity stand-in (:mod:`tests.storage.support_identity`; DICOM and PDF content
+comes from :mod:`hds_common.testing.dicom`)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,14 @@ import os
 import secrets
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi import Body, FastAPI, Header
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from sqlalchemy import insert, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -28,31 +26,30 @@ from hds_common.crypto import (
     SESSION_SECRET_SIZE,
     Grant,
     GrantKind,
-    b64e,
-    generate_private_key,
     load_or_create_private_key,
-    private_key_to_bytes,
     public_key_to_bytes,
     seal_grant,
     seal_session_key,
     wrap_session_key,
 )
 from hds_common.db import create_engine
-from hds_common.service_auth import SERVICE_TOKEN_HEADER, mint_service_token, verify_service_token
+from hds_common.service_auth import SERVICE_TOKEN_HEADER, mint_service_token
 from hds_common.settings import SuiteSettings
-from hds_common.testing.asgi import ServiceRouterTransport, running, serving
+from hds_common.testing.asgi import ServiceRouterTransport, running
 from hds_common.testing.dicom import DicomFile
-from hds_common.testing.ports import free_port
 from hds_common.testing.tokens import TestIssuer
 from hds_storage.config import Settings
 from hds_storage.main import create_app
 from hds_storage.models import KeySession
+from tests.storage.support_identity import (
+    IDENTITY_HOST,
+    INTERNAL_SECRET,
+    ISSUER,
+    IdentityStandIn,
+    TestAccount,
+)
 
-GIB = 1024**3
-INTERNAL_SECRET = "storage-test-internal-secret"
-ISSUER = "hds-auth"
 STORAGE_HOST = "storage.test"
-IDENTITY_HOST = "identity-stand-in.test"
 
 
 # -- content ----------------------------------------------------------------------------------
@@ -64,109 +61,6 @@ def multipart_files(files: Iterable[tuple[str, bytes]], **fields: str) -> dict[s
         "files": [("file", (name, data, "application/octet-stream")) for name, data in files],
         "data": fields,
     }
-
-
-# -- the identity service stand-in ---------------------------------------------------------------
-
-
-@dataclass
-class TestAccount:
-    __test__ = False
-
-    id: str
-    role: str
-    private_key: bytes = field(repr=False)
-    quota_bytes: int | None = GIB
-    deletion_mode: str = "manual"
-    # Activated and not disabled; receives shares (the two things sharing asks of auth).
-    active: bool = True
-    accept_shares: bool = True
-
-    @property
-    def email(self) -> str:
-        return f"{self.id}@example.org"
-
-    @property
-    def public_key(self) -> bytes:
-        from hds_common.crypto import private_key_from_bytes
-
-        return public_key_to_bytes(private_key_from_bytes(self.private_key).public_key())
-
-    def record(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "email": self.email,
-            "role": self.role,
-            "public_key": b64e(self.public_key),
-            "quota_bytes": self.quota_bytes,
-            "deletion_mode": self.deletion_mode,
-            "active": self.active,
-            "notifications": False,
-            "accept_shares": self.accept_shares,
-        }
-
-
-class IdentityStandIn:
-    """Stand-in for the identity (auth) service in storage tests: serves the JWKS,
-    ``GET /internal/v1/accounts/{id}`` and ``?email=`` from an in-memory dict, and takes
-    ``POST /internal/v1/notifications`` into ``notes``, like auth's contract says."""
-
-    def __init__(self, issuer: TestIssuer) -> None:
-        self.issuer = issuer
-        self.accounts: dict[str, TestAccount] = {}
-        self.down = False
-        # Notifications storage asked to mail; ``mail_failing`` makes the route fail.
-        self.notes: list[dict[str, Any]] = []
-        self.mail_failing = False
-        self.app = FastAPI(title="identity stand-in")
-
-        @self.app.get("/internal/v1/accounts")
-        async def account_by_email(
-            email: str, token: str | None = Header(default=None, alias=SERVICE_TOKEN_HEADER)
-        ) -> JSONResponse:
-            verify_service_token(INTERNAL_SECRET, token)
-            for found in self.accounts.values():
-                if found.email == email.strip().lower():
-                    return JSONResponse(found.record())
-            return JSONResponse({"type": "urn:hds:problem:account-not-found"}, status_code=404)
-
-        @self.app.post("/internal/v1/notifications")
-        async def notify(
-            note: dict[str, Any] = Body(),
-            token: str | None = Header(default=None, alias=SERVICE_TOKEN_HEADER),
-        ) -> JSONResponse:
-            verify_service_token(INTERNAL_SECRET, token)
-            if self.mail_failing:
-                return JSONResponse({"type": "urn:hds:problem:mail-failed"}, status_code=502)
-            self.notes.append(note)
-            return JSONResponse({"sent": True}, status_code=202)
-
-        @self.app.get("/.well-known/jwks.json")
-        async def jwks() -> dict[str, Any]:
-            return issuer.jwks
-
-        @self.app.get("/internal/v1/accounts/{account_id}")
-        async def account(
-            account_id: str,
-            token: str | None = Header(default=None, alias=SERVICE_TOKEN_HEADER),
-        ) -> JSONResponse:
-            if self.down:
-                return JSONResponse({"type": "urn:hds:problem:down"}, status_code=503)
-            verify_service_token(INTERNAL_SECRET, token)
-            found = self.accounts.get(account_id)
-            if found is None:
-                return JSONResponse({"type": "urn:hds:problem:not-found"}, status_code=404)
-            return JSONResponse(found.record())
-
-    def add(self, role: str = "patient", **kwargs: Any) -> TestAccount:
-        account = TestAccount(
-            id=str(uuid.uuid4()),
-            role=role,
-            private_key=private_key_to_bytes(generate_private_key()),
-            **kwargs,
-        )
-        self.accounts[account.id] = account
-        return account
 
 
 # -- key sessions ------------------------------------------------------------------------------
@@ -448,97 +342,3 @@ async def storage_env(
                 storage_public_key,
                 KeySessionWriter(backend.database_url, storage_public_key),
             )
-
-
-# -- the storage service as a real process ------------------------------------------------------
-
-
-@asynccontextmanager
-async def identity_server(identity: IdentityStandIn) -> AsyncIterator[str]:
-    """Serve the identity stand-in over real HTTP (for a storage subprocess)."""
-    async with serving(identity.app, lifespan="off") as url:
-        yield url
-
-
-class StorageProcess:
-    """``python -m hds_storage serve`` with settings from the environment."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.env = env
-        self.port = int(env["HDS_STORAGE_PORT"])
-        self.log_path = log_path
-        self.proc: Any = None
-        self.base_url = f"http://127.0.0.1:{self.port}"
-
-    async def start(self, timeout: float = 60.0) -> None:
-        import asyncio
-        import os
-        import subprocess
-        import sys
-
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hds_storage", "serve"],
-            env={**os.environ, **self.env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        log.close()
-        deadline = asyncio.get_running_loop().time() + timeout
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=2) as client:
-            while True:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"storage exited:\n{self.log_path.read_text()[-4000:]}")
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                if asyncio.get_running_loop().time() > deadline:
-                    raise RuntimeError(f"storage not ready:\n{self.log_path.read_text()[-4000:]}")
-                await asyncio.sleep(0.1)
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown handlers, no flushing — a crash."""
-        import signal
-
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        import subprocess
-
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    @property
-    def pid(self) -> int:
-        return int(self.proc.pid)
-
-
-def process_env(
-    *,
-    database_url: str,
-    blob_url: str,
-    auth_url: str,
-    key_file: Path,
-    **extra: str,
-) -> dict[str, str]:
-    return {
-        "HDS_STORAGE_PORT": str(free_port()),
-        "HDS_STORAGE_DATABASE_URL": database_url,
-        "HDS_STORAGE_BLOB_URL": blob_url,
-        "HDS_STORAGE_GRANT_PRIVATE_KEY_FILE": str(key_file),
-        "HDS_AUTH_URL": auth_url,
-        "HDS_INTERNAL_SECRET": INTERNAL_SECRET,
-        "HDS_JWT_ISSUER": ISSUER,
-        "HDS_ENVIRONMENT": "test",
-        "HDS_LOG_LEVEL": "WARNING",
-        **extra,
-    }

@@ -13,13 +13,13 @@ from collections.abc import Callable
 
 import pytest
 from sqlalchemy import text
-from storage_testkit import StorageEnv, multipart_files
 
 from hds_common.pdi import ZipEntrySpec, ZipPlan, plan_zip
 from hds_common.testing.dicom import make_pdf, make_study
 from hds_storage import delivery
 from hds_storage.index import ArchiveContent
 from hds_storage.plans import ArchivePlans, plan_size
+from tests.storage.support import StorageEnv, multipart_files
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from storage_testkit import Backend, StorageEnv, multipart_files, storage_env
 
 from hds_common.errors import PROBLEM_CONTENT_TYPE
 from hds_common.testing.dicom import make_dicom, make_pdf, make_study
@@ -36,6 +35,7 @@ from hds_common.testing.fuzzing import (
 from hds_storage.config import Settings
 from hds_storage.main import create_app
 from hds_storage.models import Base, Package
+from tests.storage.support import Backend, StorageEnv, multipart_files, storage_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from storage_testkit import StorageEnv
-
 from hds_common.testing.dicom import make_dicom, make_study
+from tests.storage.support import StorageEnv
 
 
 def _fixed_size_dicoms(count: int, *, patient_id: str) -> list[bytes]:

@@ -7,9 +7,10 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
-from storage_testkit import StorageEnv, TestAccount
 
 from hds_common.testing.dicom import make_dicom
+from tests.storage.support import StorageEnv
+from tests.storage.support_identity import TestAccount
 
 GIB = 1024 * 1024 * 1024
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 import structlog
-from storage_testkit import StorageEnv, multipart_files
 
 from hds_common.crypto import SEGMENT_SIZE
 from hds_common.testing.dicom import make_dicom, make_pdf, make_study
 from hds_storage.delivery import StoredObjectCorrupt
+from tests.storage.support import StorageEnv, multipart_files
 
 
 def _as_bytes(value: Any) -> bytes:

@@ -7,9 +7,9 @@ import zlib
 
 import pytest
 from pydicom.uid import generate_uid
-from storage_testkit import StorageEnv, multipart_files
 
 from hds_common.testing.dicom import make_dicom, make_pdf, make_study
+from tests.storage.support import StorageEnv, multipart_files
 
 PROBLEM = "application/problem+json"
 

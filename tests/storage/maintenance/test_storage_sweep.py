@@ -8,13 +8,13 @@ import uuid
 from collections.abc import AsyncIterator
 
 from sqlalchemy import text
-from storage_testkit import StorageEnv
 
 from hds_common.db import utcnow
 from hds_common.testing.dicom import make_dicom
 from hds_storage.collector import run_maintenance, sweep_orphans
 from hds_storage.ingest.multipart import MultipartReader
 from hds_storage.models import UploadBatch
+from tests.storage.support import StorageEnv
 
 
 async def test_orphan_blobs_go_unless_an_upload_of_their_package_is_in_flight(
