@@ -169,12 +169,12 @@ class StorageEnv:
 
     @property
     def store(self) -> BlobStore:
-        store: BlobStore = self.app.state.storage.store
+        store: BlobStore = self.app.state.runtime.store
         return store
 
     @property
     def engine(self) -> AsyncEngine:
-        engine: AsyncEngine = self.app.state.storage.engine
+        engine: AsyncEngine = self.app.state.runtime.engine
         return engine
 
     def account(self, role: str = "patient", **kwargs: Any) -> TestAccount:

@@ -16,9 +16,9 @@ from sqlalchemy import text
 
 from hds_common.pdi import ZipEntrySpec, ZipPlan, plan_zip
 from hds_common.testing.dicom import make_pdf, make_study
-from hds_storage import delivery
-from hds_storage.index import ArchiveContent
-from hds_storage.plans import ArchivePlans, plan_size
+from hds_storage.downloads import responses as delivery
+from hds_storage.downloads.index import ArchiveContent
+from hds_storage.downloads.plans import ArchivePlans, plan_size
 from tests.storage.support import StorageEnv, multipart_files
 
 
@@ -79,7 +79,7 @@ async def test_resumed_and_repeated_downloads_reuse_the_plan(
     assert "IHE_PDI/REPORT01.PDF" not in zipfile.ZipFile(io.BytesIO(one_item.content)).namelist()
     # The package and the one-item selection: two plans, each built once.
     assert len(plans_built) == 2
-    assert len(env.app.state.storage.plans) == 2
+    assert len(env.app.state.runtime.plans) == 2
 
 
 async def test_changed_rows_are_never_served_from_a_cached_plan(

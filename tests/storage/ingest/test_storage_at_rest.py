@@ -13,7 +13,7 @@ import structlog
 
 from hds_common.crypto import SEGMENT_SIZE
 from hds_common.testing.dicom import make_dicom, make_pdf, make_study
-from hds_storage.delivery import StoredObjectCorrupt
+from hds_storage.downloads.responses import StoredObjectCorrupt
 from tests.storage.support import StorageEnv, multipart_files
 
 

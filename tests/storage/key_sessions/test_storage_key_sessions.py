@@ -10,8 +10,8 @@ from sqlalchemy import text
 
 from hds_common.crypto import generate_package_key, open_grant, seal_session_key
 from hds_common.testing.dicom import make_study
-from hds_storage.collector import run_maintenance
-from hds_storage.main import LocalKeySessions
+from hds_storage.key_sessions.service import LocalKeySessions
+from hds_storage.maintenance.collector import run_maintenance
 from tests.storage.support import StorageEnv
 
 
@@ -36,7 +36,7 @@ async def test_a_started_session_opens_the_accounts_routes_until_it_is_ended(
     )
     assert started.status_code == 201, started.text
     body = started.json()
-    grant = open_grant(env.app.state.storage.grant_key, body["grant"])
+    grant = open_grant(env.app.state.runtime.grant_key, body["grant"])
     assert grant.session_id == body["session_id"]
     token = env.issuer.mint(
         patient.id, roles=["patient"], grant=body["grant"], ksid=body["session_id"]
@@ -64,15 +64,15 @@ async def test_a_started_session_opens_the_accounts_routes_until_it_is_ended(
 async def test_expired_sessions_are_refused_and_swept(env: StorageEnv) -> None:
     patient = env.account()
     _, grant = env.sessions.grant("user", patient.id, patient.private_key, ttl=3)
-    session_id = open_grant(env.app.state.storage.grant_key, grant).session_id
+    session_id = open_grant(env.app.state.runtime.grant_key, grant).session_id
     # The grant's own expiry is not what refuses it: the row's is (checked apart).
-    liveness = LocalKeySessions(env.app.state.storage.session_maker)
+    liveness = LocalKeySessions(env.app.state.runtime.session_maker)
     assert await liveness.is_live(session_id)
     time.sleep(3.1)
     assert not await liveness.is_live(session_id)
     assert await _rows_of(env, session_id) == 1
     await run_maintenance(
-        env.app.state.storage.session_maker,
+        env.app.state.runtime.session_maker,
         env.store,
         upload_stale_seconds=300,
         package_idle_timeout_seconds=900,

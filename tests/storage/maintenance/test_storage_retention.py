@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 from hds_common.db import utcnow
 from hds_common.testing.dicom import make_study
 from hds_storage.codes_client import CodesUnavailable
-from hds_storage.retention import retire_expired_packages
+from hds_storage.maintenance.retention import retire_expired_packages
 from tests.storage.support import StorageEnv
 from tests.storage.support_identity import TestAccount
 
@@ -53,7 +53,7 @@ async def _sweep(
 ) -> list[str]:
     """The packages of ``among`` one sweep retired (the database is shared by the tests of
     a run: others' packages may go too)."""
-    state = env.app.state.storage
+    state = env.app.state.runtime
     retired = await retire_expired_packages(
         state.session_maker,
         state.store,

@@ -11,8 +11,8 @@ from sqlalchemy import text
 
 from hds_common.db import utcnow
 from hds_common.testing.dicom import make_dicom
-from hds_storage.collector import run_maintenance, sweep_orphans
 from hds_storage.ingest.multipart import MultipartReader
+from hds_storage.maintenance.collector import run_maintenance, sweep_orphans
 from hds_storage.models import UploadBatch
 from tests.storage.support import StorageEnv
 
@@ -28,7 +28,7 @@ async def test_orphan_blobs_go_unless_an_upload_of_their_package_is_in_flight(
     in_flight = f"objects/{busy_package}/{uuid.uuid4()}"
     await env.store.put_bytes(orphan, b"left by a crash")
     await env.store.put_bytes(in_flight, b"row not committed yet")
-    state = env.app.state.storage
+    state = env.app.state.runtime
     batch_id = str(uuid.uuid4())
     async with state.session_maker() as session, session.begin():
         session.add(
@@ -74,7 +74,7 @@ async def test_an_upload_whose_batch_was_swept_is_refused(pg_env: StorageEnv) ->
     env = pg_env
     institution = env.institution()
     package_id = await env.create_package(institution)
-    state = env.app.state.storage
+    state = env.app.state.runtime
     sweeps = 0
 
     async def body() -> AsyncIterator[bytes]:
@@ -113,7 +113,7 @@ async def test_items_left_without_holdings_are_collected(pg_env: StorageEnv) -> 
         await connection.execute(
             text("DELETE FROM holdings WHERE package_id = :p"), {"p": package_id}
         )
-    state = env.app.state.storage
+    state = env.app.state.runtime
 
     report = await run_maintenance(
         state.session_maker,

@@ -14,7 +14,7 @@ from pydicom.fileset import FileSet
 from hds_common.crypto import generate_package_key
 from hds_common.db import utcnow
 from hds_common.testing.dicom import make_pdf, make_study
-from hds_storage.collector import run_maintenance
+from hds_storage.maintenance.collector import run_maintenance
 from tests.storage.support import StorageEnv, multipart_files
 
 
@@ -70,7 +70,7 @@ async def test_idle_packages_complete_on_their_own(pg_env: StorageEnv) -> None:
     env = pg_env
     institution = env.institution()
     package_id = await env.publish(institution, make_study(1), complete=False)
-    state = env.app.state.storage
+    state = env.app.state.runtime
     idle = state.settings.package_idle_timeout_seconds
 
     await run_maintenance(

@@ -35,7 +35,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hds_common.errors import PayloadTooLarge, UnprocessableContent, UnsupportedMediaType
+from hds_common.errors import UnprocessableContent, UnsupportedMediaType
+from hds_storage.errors import DicomIncomplete, DicomInvalid, PdfTooLarge, UnsupportedContent
 from hds_storage.ingest.dicom_structure import (
     DatasetWalker,
     FileMeta,
@@ -121,9 +122,8 @@ async def load_dicom_parser() -> None:
 
 
 def not_accepted(label: str, index: int, reason: str) -> UnsupportedMediaType:
-    return UnsupportedMediaType(
+    return UnsupportedContent(
         f"{label!r}: {reason}",
-        slug="unsupported-content",
         part=label,
         part_index=index,
     )
@@ -409,17 +409,15 @@ class DicomProbe:
         return not_accepted(self.label, self.index, reason)
 
     def _incomplete(self, reason: str) -> UnprocessableContent:
-        return UnprocessableContent(
+        return DicomIncomplete(
             f"{self.label!r}: {reason}",
-            slug="dicom-incomplete",
             part=self.label,
             part_index=self.index,
         )
 
     def _invalid(self, reason: str) -> UnprocessableContent:
-        return UnprocessableContent(
+        return DicomInvalid(
             f"{self.label!r}: {reason}",
-            slug="dicom-invalid",
             part=self.label,
             part_index=self.index,
         )
@@ -453,9 +451,8 @@ class PdfProbe:
         if before < len(PDF_MAGIC) and len(self.buffer) >= len(PDF_MAGIC):
             self._check_magic()
         if len(self.buffer) > self.limit:
-            raise PayloadTooLarge(
+            raise PdfTooLarge(
                 f"{self.label!r}: a PDF report may have at most {self.limit} bytes",
-                slug="pdf-too-large",
                 part=self.label,
                 part_index=self.index,
                 limit=self.limit,

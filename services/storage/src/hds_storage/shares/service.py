@@ -23,22 +23,36 @@ import uuid
 from dataclasses import dataclass, field
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hds_common.db import utcnow
-from hds_common.errors import BadRequest, InsufficientStorage, NotFound, ProblemError
-from hds_storage.access import KeyHolder, KeyRing
-from hds_storage.collector import ItemRef, delete_blobs, remove_unheld_item
-from hds_storage.errors import PackageEmpty
-from hds_storage.holdings import add_items
-from hds_storage.identity import AccountInfo
-from hds_storage.index import as_utc
+from hds_common.errors import InsufficientStorage, NotFound, ProblemError
+from hds_storage.downloads.index import as_utc
+from hds_storage.downloads.repository import IndexRepository
+from hds_storage.errors import (
+    PackageEmpty,
+    PackageNotFound,
+    RecipientNotFound,
+    ShareGone,
+    ShareNotFound,
+    ShareWithSelf,
+    not_held,
+)
+from hds_storage.holdings.quota import release_holding
+from hds_storage.holdings.repository import HoldingsRepository
+from hds_storage.holdings.service import add_items
+from hds_storage.identity_client import AccountInfo
+from hds_storage.keyring import KeyHolder, KeyRing
 from hds_storage.keys import seal_slot
+from hds_storage.maintenance.collector import ItemRef, delete_blobs, remove_unheld_item
 from hds_storage.models import Holding, Share
-from hds_storage.packages import PackageService
-from hds_storage.quota import release_holding
-from hds_storage.repository import StorageRepository
-from hds_storage.schemas import ItemKind, ShareKind, SharePublic, SharesPublic
-from hds_storage.state import StorageState
+from hds_storage.packages.repository import PackageRepository
+from hds_storage.packages.service import PackageService
+from hds_storage.runtime import Runtime
+from hds_storage.schemas import ItemKind, ShareKind
+from hds_storage.shares.repository import ShareRepository
+from hds_storage.shares.schemas import SharePublic, SharesPublic
+from hds_storage.transactions import workflow_transaction
 
 __all__ = ["ShareService"]
 
@@ -60,14 +74,8 @@ _WAITING_TEXT = (
 )
 
 
-def _recipient_not_found() -> NotFound:
-    return NotFound(
-        "no account with this address or id receives shares", slug="recipient-not-found"
-    )
-
-
-def _not_held(kind: str) -> NotFound:
-    return NotFound(f"no such {kind} in your holdings", slug=f"{kind}-not-found")
+def _recipient_not_found() -> RecipientNotFound:
+    return RecipientNotFound("no account with this address or id receives shares")
 
 
 def _share_out(share: Share, size: int) -> SharePublic:
@@ -86,27 +94,37 @@ def _share_out(share: Share, size: int) -> SharePublic:
     )
 
 
-async def _shares_out(repo: StorageRepository, shares: list[Share]) -> list[SharePublic]:
-    sizes = await repo.share_sizes(shares)
+async def _shares_out(session: AsyncSession, shares: list[Share]) -> list[SharePublic]:
+    sizes = await ShareRepository(session).share_sizes(shares)
     return [_share_out(share, sizes.get(share.id, 0)) for share in shares]
 
 
-def _share_not_found() -> NotFound:
-    return NotFound("no such share", slug="share-not-found")
+def _share_not_found() -> ShareNotFound:
+    return ShareNotFound("no such share")
 
 
-async def _package_items(repo: StorageRepository, package_id: str) -> list[tuple[str, str]]:
-    items = [("study", s.id) for s in await repo.studies_of_package(package_id)]
-    return items + [("document", d.id) for d in await repo.documents_of_package(package_id)]
+async def _package_items(session: AsyncSession, package_id: str) -> list[tuple[str, str]]:
+    items = [("study", s.id) for s in await IndexRepository(session).studies_of_package(package_id)]
+    return items + [
+        ("document", d.id) for d in await IndexRepository(session).documents_of_package(package_id)
+    ]
 
 
-async def _share_items(repo: StorageRepository, share: Share) -> list[tuple[str, str]]:
+async def _share_items(session: AsyncSession, share: Share) -> list[tuple[str, str]]:
     """What the share gives, as far as it still exists."""
     if share.item_kind == "package":
-        return await _package_items(repo, share.package_id)
+        return await _package_items(session, share.package_id)
     if share.item_kind == "study":
-        return [("study", share.item_id)] if await repo.study(share.item_id) else []
-    return [("document", share.item_id)] if await repo.document(share.item_id) else []
+        return (
+            [("study", share.item_id)]
+            if await IndexRepository(session).study(share.item_id)
+            else []
+        )
+    return (
+        [("document", share.item_id)]
+        if await IndexRepository(session).document(share.item_id)
+        else []
+    )
 
 
 @dataclass(frozen=True)
@@ -120,41 +138,42 @@ class _Offer:
 
 
 class ShareService:
-    def __init__(self, state: StorageState) -> None:
-        self.state = state
+    """Shares: each step a workflow transaction of its own (the recipient is looked up at
+    the identity service between them, and notified after the commit)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
 
     async def share_item(
         self, holder: KeyHolder, kind: ItemKind, item_id: str, recipient: str
     ) -> tuple[SharePublic, bool]:
         """Share a study or document the caller holds; True when the share is new."""
-        async with self.state.session_maker() as session:
-            repo = StorageRepository(session)
-            holding = await repo.holding(holder.account_id, item_id)
+        async with workflow_transaction(self.runtime.session_maker) as session:
+            holding = await HoldingsRepository(session).holding(holder.account_id, item_id)
             if holding is None or holding.item_kind != kind:
-                raise _not_held(kind)
-            package = await PackageService(self.state, repo).require_complete(holding.package_id)
-            package_key = await KeyRing(repo, holder).key(package.id)
-            await session.commit()
+                raise not_held(kind)
+            package = await PackageService(self.runtime, session).require_complete(
+                holding.package_id
+            )
+            package_key = await KeyRing(session, holder).key(package.id)
         return await self._give(holder, _Offer(package.id, package_key, kind, item_id), recipient)
 
     async def share_package(
         self, holder: KeyHolder, package_id: str, recipient: str
     ) -> tuple[SharePublic, bool]:
         """Deliver a complete package of the calling institution; True when new."""
-        async with self.state.session_maker() as session:
-            repo = StorageRepository(session)
-            package = await repo.package(package_id)
+        async with workflow_transaction(self.runtime.session_maker) as session:
+            package = await PackageRepository(session).package(package_id)
             if package is None or package.institution_id != holder.account_id:
-                raise NotFound("no such package", slug="package-not-found")
-            await PackageService(self.state, repo).require_complete(package.id)
+                raise PackageNotFound("no such package")
+            await PackageService(self.runtime, session).require_complete(package.id)
             # The institution's own key slot, kept for as long as the package exists.
-            package_key = await KeyRing(repo, holder).key(package.id)
-            await session.commit()
+            package_key = await KeyRing(session, holder).key(package.id)
         offer = _Offer(package.id, package_key, "package", package.id)
         return await self._give(holder, offer, recipient)
 
     async def _recipient(self, sharer_id: str, recipient: str) -> tuple[AccountInfo, bytes]:
-        identity = self.state.identity
+        identity = self.runtime.identity
         try:
             if "@" in recipient:
                 account = await identity.account_by_email(recipient)
@@ -163,24 +182,24 @@ class ShareService:
         except (NotFound, ValueError):
             raise _recipient_not_found() from None
         if account.id == sharer_id:
-            raise BadRequest("you cannot share with yourself", slug="share-with-self")
+            raise ShareWithSelf("you cannot share with yourself")
         public_key = account.public_key_bytes()
         if not account.active or not account.accept_shares or public_key is None:
             raise _recipient_not_found()
         return account, public_key
 
     async def _offered_items(
-        self, repo: StorageRepository, sharer_id: str, offer: _Offer
+        self, session: AsyncSession, sharer_id: str, offer: _Offer
     ) -> list[tuple[str, str]]:
         """The ``(kind, item id)`` pairs of the offer, read under the package lock."""
         if offer.kind == "package":
-            items = await _package_items(repo, offer.package_id)
+            items = await _package_items(session, offer.package_id)
             if not items:
                 raise PackageEmpty()
             return items
         # The sharer may have deleted the item since it was checked.
-        if await repo.holding(sharer_id, offer.item_id) is None:
-            raise _not_held(offer.kind)
+        if await HoldingsRepository(session).holding(sharer_id, offer.item_id) is None:
+            raise not_held(offer.kind)
         return [(offer.kind, offer.item_id)]
 
     async def _give(
@@ -188,14 +207,15 @@ class ShareService:
     ) -> tuple[SharePublic, bool]:
         recipient, public_key = await self._recipient(holder.account_id, recipient_text)
         sealed_key = seal_slot(public_key, offer.package_id, offer.package_key)
-        async with self.state.session_maker() as session, session.begin():
-            repo = StorageRepository(session)
-            if await repo.lock_package(offer.package_id) is None:
-                raise NotFound("no such package", slug="package-not-found")
-            items = await self._offered_items(repo, holder.account_id, offer)
-            existing = await repo.share_between(holder.account_id, recipient.id, offer.item_id)
+        async with workflow_transaction(self.runtime.session_maker) as session:
+            if await PackageRepository(session).lock_package(offer.package_id) is None:
+                raise PackageNotFound("no such package")
+            items = await self._offered_items(session, holder.account_id, offer)
+            existing = await ShareRepository(session).share_between(
+                holder.account_id, recipient.id, offer.item_id
+            )
             if existing is not None:
-                return (await _shares_out(repo, [existing]))[0], False
+                return (await _shares_out(session, [existing]))[0], False
             share = Share(
                 id=str(uuid.uuid4()),
                 package_id=offer.package_id,
@@ -206,12 +226,12 @@ class ShareService:
                 state="active",
                 created_at=utcnow(),
             )
-            repo.add(share)
-            await repo.flush()
+            session.add(share)
+            await session.flush()
             try:
                 # A pushed addition: make_room never deletes anything of the recipient.
                 await add_items(
-                    repo,
+                    session,
                     recipient,
                     package_id=offer.package_id,
                     sealed_key=sealed_key,
@@ -222,14 +242,14 @@ class ShareService:
             except InsufficientStorage:
                 share.state = "waiting"
                 share.sealed_key = sealed_key
-                await repo.flush()
-            out = (await _shares_out(repo, [share]))[0]
+                await session.flush()
+            out = (await _shares_out(session, [share]))[0]
         if share.state == "waiting":
-            await self.state.identity.notify(
+            await self.runtime.identity.notify(
                 recipient.id, subject=_WAITING_SUBJECT, text=_WAITING_TEXT
             )
         else:
-            await self.state.identity.notify(
+            await self.runtime.identity.notify(
                 recipient.id, subject=_MAIL_SUBJECT, text=_MAIL_TEXT[offer.kind]
             )
         return out, True
@@ -237,34 +257,31 @@ class ShareService:
     async def accept(self, account_id: str, share_id: str) -> SharePublic:
         """The recipient takes a waiting share into its holdings; 507 while it does not
         fit (nothing of the recipient is deleted for it), 404 once what it gave is gone."""
-        account = await self.state.identity.account(account_id)
-        async with self.state.session_maker() as session, session.begin():
-            repo = StorageRepository(session)
-            share = await repo.share(share_id)
+        account = await self.runtime.identity.account(account_id)
+        async with workflow_transaction(self.runtime.session_maker) as session:
+            share = await ShareRepository(session).share(share_id)
             if share is None or share.to_account_id != account_id:
                 raise _share_not_found()
             if share.state == "active":
-                return (await _shares_out(repo, [share]))[0]
-            if await repo.lock_package(share.package_id) is None:
+                return (await _shares_out(session, [share]))[0]
+            if await PackageRepository(session).lock_package(share.package_id) is None:
                 raise _share_not_found()
-            share = await repo.share(share_id)  # re-read under the lock
+            share = await ShareRepository(session).share(share_id)  # re-read under the lock
             if share is None:
                 raise _share_not_found()
-            await self._take(repo, account, share)
-            return (await _shares_out(repo, [share]))[0]
+            await self._take(session, account, share)
+            return (await _shares_out(session, [share]))[0]
 
-    async def _take(self, repo: StorageRepository, account: AccountInfo, share: Share) -> None:
+    async def _take(self, session: AsyncSession, account: AccountInfo, share: Share) -> None:
         """Under the package lock: turn a waiting share into holdings, or raise 507 (or
         404 after removing a share whose items no longer exist)."""
         assert share.sealed_key is not None
-        items = await _share_items(repo, share)
+        items = await _share_items(session, share)
         if not items:
-            await repo.delete_share(share.id)
-            raise NotFound(
-                "what was shared no longer exists; the share is removed", slug="share-gone"
-            )
+            await ShareRepository(session).delete_share(share.id)
+            raise ShareGone("what was shared no longer exists; the share is removed")
         await add_items(
-            repo,
+            session,
             account,
             package_id=share.package_id,
             sealed_key=share.sealed_key,
@@ -274,35 +291,34 @@ class ShareService:
         )
         share.state = "active"
         share.sealed_key = None
-        await repo.flush()
+        await session.flush()
 
     async def accept_waiting(self, account_id: str) -> int:
         """After the account made room: accept its waiting shares, oldest first, as long
         as they fit. Best effort (the shares keep waiting on any failure); returns how
         many were accepted."""
         accepted = 0
-        async with self.state.session_maker() as session:
+        async with workflow_transaction(self.runtime.session_maker) as session:
             waiting = [
                 s.id
-                for s in await StorageRepository(session).shares_to(account_id)
+                for s in await ShareRepository(session).shares_to(account_id)
                 if s.state == "waiting"
             ]
         if not waiting:
             return 0
         try:
-            account = await self.state.identity.account(account_id)
+            account = await self.runtime.identity.account(account_id)
         except ProblemError:
             return 0
         for share_id in waiting:
             try:
-                async with self.state.session_maker() as session, session.begin():
-                    repo = StorageRepository(session)
-                    share = await repo.share(share_id)
+                async with workflow_transaction(self.runtime.session_maker) as session:
+                    share = await ShareRepository(session).share(share_id)
                     if share is None or share.state != "waiting":
                         continue
-                    if await repo.lock_package(share.package_id) is None:
+                    if await PackageRepository(session).lock_package(share.package_id) is None:
                         continue
-                    await self._take(repo, account, share)
+                    await self._take(session, account, share)
                 accepted += 1
             except (InsufficientStorage, NotFound):
                 continue
@@ -311,41 +327,43 @@ class ShareService:
         return accepted
 
     async def shares(self, account_id: str) -> SharesPublic:
-        async with self.state.session_maker() as session:
-            repo = StorageRepository(session)
+        async with workflow_transaction(self.runtime.session_maker) as session:
             return SharesPublic(
-                outgoing=await _shares_out(repo, await repo.shares_from(account_id)),
-                incoming=await _shares_out(repo, await repo.shares_to(account_id)),
+                outgoing=await _shares_out(
+                    session, await ShareRepository(session).shares_from(account_id)
+                ),
+                incoming=await _shares_out(
+                    session, await ShareRepository(session).shares_to(account_id)
+                ),
             )
 
     async def revoke(self, account_id: str, share_id: str) -> None:
         """End a share (the sharer or the recipient): the recipient loses the holdings
         that came with it and no other share gives it, and their quota."""
-        async with self.state.session_maker() as session, session.begin():
-            repo = StorageRepository(session)
-            share = await repo.share(share_id)
+        async with workflow_transaction(self.runtime.session_maker) as session:
+            share = await ShareRepository(session).share(share_id)
             if share is None or account_id not in (share.from_account_id, share.to_account_id):
                 raise _share_not_found()
-            package = await repo.lock_package(share.package_id)
-            await repo.lock_usage(share.to_account_id)
+            package = await PackageRepository(session).lock_package(share.package_id)
+            await HoldingsRepository(session).lock_usage(share.to_account_id)
             # Re-read under the locks: a concurrent revoke or delete may have won.
-            share = await repo.share(share_id)
+            share = await ShareRepository(session).share(share_id)
             if share is None or package is None:
                 raise _share_not_found()
             released: list[Holding] = []
-            for holding in await repo.holdings_of_share(share.id):
-                other = await repo.covering_share(holding, besides=share.id)
+            for holding in await HoldingsRepository(session).holdings_of_share(share.id):
+                other = await ShareRepository(session).covering_share(holding, besides=share.id)
                 if other is None:
                     released.append(holding)
                 else:
-                    await repo.set_holding_share(holding.id, other.id)
-            sizes = await repo.item_sizes(released)
-            await repo.delete_share(share.id)
+                    await HoldingsRepository(session).set_holding_share(holding.id, other.id)
+            sizes = await HoldingsRepository(session).item_sizes(released)
+            await ShareRepository(session).delete_share(share.id)
             for holding in released:
-                await release_holding(repo, holding, institution_id=package.institution_id)
-            await repo.add_usage(share.to_account_id, -sum(sizes.values()))
+                await release_holding(session, holding, institution_id=package.institution_id)
+            await HoldingsRepository(session).add_usage(share.to_account_id, -sum(sizes.values()))
             keys: list[str] = []
             for holding in released:
                 item = ItemRef(holding.package_id, holding.item_kind, holding.item_id)
-                keys += await remove_unheld_item(repo, item)
-        await delete_blobs(self.state.store, keys)
+                keys += await remove_unheld_item(session, item)
+        await delete_blobs(self.runtime.store, keys)

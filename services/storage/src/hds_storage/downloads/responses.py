@@ -7,7 +7,7 @@ change the status any more: the stream stops and the connection is aborted (the 
 sees fewer bytes than ``Content-Length``); unauthenticated bytes are never sent.
 
 Archives are planned from the index (metadata decrypted, DICOMDIR and ZIP layout built)
-in a worker thread, and the plan is kept in a small cache (:mod:`hds_storage.plans`) so
+in a worker thread, and the plan is kept in a small cache (:mod:`hds_storage.downloads.plans`) so
 that a resumed download (Range / If-Range) or a repeated one starts streaming at once.
 """
 
@@ -29,7 +29,6 @@ from hds_common.crypto import (
     segment_count,
     segment_span,
 )
-from hds_common.errors import ServiceUnavailable
 from hds_common.pdi import (
     RangeNotSatisfiable,
     ZipPlan,
@@ -40,11 +39,14 @@ from hds_common.pdi import (
     plan_zip,
     stream_zip,
 )
-from hds_storage.access import integrity_failure
-from hds_storage.errors import RangeNotSatisfiableProblem
-from hds_storage.index import ArchiveContent
+from hds_storage.downloads.index import ArchiveContent
+from hds_storage.downloads.plans import ArchivePlans
+from hds_storage.errors import (
+    BlobStoreUnavailable,
+    RangeNotSatisfiableProblem,
+    integrity_failure,
+)
 from hds_storage.models import Document, Instance
-from hds_storage.plans import ArchivePlans
 
 __all__ = ["README_TEXT", "archive_response", "object_response", "plaintext"]
 
@@ -178,9 +180,7 @@ async def _prefetched(
         raise integrity_failure(f"{what}: {exc}", **context) from None
     except BlobStoreError as exc:
         await _close(body)
-        raise ServiceUnavailable(
-            "the blob store is unavailable", slug="blob-store-unavailable"
-        ) from exc
+        raise BlobStoreUnavailable("the blob store is unavailable") from exc
 
     async def rest() -> AsyncIterator[bytes]:
         if first is not None:

@@ -1,7 +1,7 @@
 """Read model: decrypts index rows into API views and IHE PDI models.
 
 Lists are decrypted per request with the keys the caller's grant unlocks
-(:class:`~hds_storage.access.KeyRing` for accounts, ``GrantKeys`` for a package grant).
+(:class:`~hds_storage.keyring.KeyRing` for accounts, ``GrantKeys`` for a package grant).
 """
 
 from __future__ import annotations
@@ -15,19 +15,19 @@ from typing import Any, Protocol
 
 from hds_common.crypto import IntegrityError
 from hds_common.pdi import PdiDocument, PdiInstance, PdiPatient, PdiSeries, PdiStudy
-from hds_storage.access import integrity_failure
-from hds_storage.keys import MetaCipher
-from hds_storage.models import Document, Instance, Patient, Study
-from hds_storage.repository import StorageRepository
-from hds_storage.schemas import (
-    DataItem,
+from hds_storage.downloads.repository import IndexRepository
+from hds_storage.downloads.schemas import DataItem
+from hds_storage.errors import integrity_failure
+from hds_storage.holdings.schemas import (
     DocumentPublic,
     InstancePublic,
-    PatientPublic,
     SeriesPublic,
     StudyDetail,
     StudyPublic,
 )
+from hds_storage.keys import MetaCipher
+from hds_storage.models import Document, Instance, Patient, Study
+from hds_storage.schemas import PatientPublic
 
 __all__ = ["ArchiveContent", "IndexReader", "Keys", "iso_date", "modalities_of"]
 
@@ -76,7 +76,7 @@ def modalities_of(series_meta: Iterable[dict[str, Any]]) -> list[str]:
 class IndexReader:
     """Decrypting views over the index, for one request."""
 
-    def __init__(self, repo: StorageRepository, keys: Keys) -> None:
+    def __init__(self, repo: IndexRepository, keys: Keys) -> None:
         self.repo = repo
         self.keys = keys
 

@@ -28,17 +28,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hds_common.blobstore import BlobStore
 from hds_common.db import utcnow
-from hds_common.errors import Conflict, NotFound
 from hds_storage.codes_client import CodesUnavailable
-from hds_storage.collector import ItemRef, delete_blobs, remove_unheld_item
-from hds_storage.identity import IdentityClient
-from hds_storage.index import as_utc
-from hds_storage.quota import release_holding
-from hds_storage.repository import StorageRepository
+from hds_storage.downloads.index import as_utc
+from hds_storage.errors import PackageNotFound, PackageRetired
+from hds_storage.holdings.quota import release_holding
+from hds_storage.holdings.repository import HoldingsRepository
+from hds_storage.identity_client import IdentityClient
+from hds_storage.maintenance.collector import ItemRef, delete_blobs, remove_unheld_item
+from hds_storage.maintenance.repository import MaintenanceRepository
+from hds_storage.packages.repository import PackageRepository
+from hds_storage.transactions import workflow_transaction
 
 __all__ = [
     "CodesValidity",
-    "PackageRetired",
     "Retired",
     "record_codes_validity",
     "retire_expired_packages",
@@ -51,17 +53,6 @@ CodesValidity = Callable[[str], Awaitable[dt.datetime | None]]
 log = structlog.get_logger("hds.storage.retention")
 
 _NOTICE_SUBJECT = "A published package was deleted after its retention period"
-
-
-class PackageRetired(Conflict):
-    slug = "package-retired"
-    title = "Package deleted after its retention period"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "the package was deleted after its retention period; publish it again to "
-            "issue new codes"
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +69,13 @@ async def record_codes_validity(
 ) -> None:
     """Record the codes service's report; 404 or 409 (retired) when no code may refer to
     the package any more."""
-    async with session_maker() as session, session.begin():
-        repo = StorageRepository(session)
-        if await repo.set_codes_validity(package_id, valid_until):
+    async with workflow_transaction(session_maker) as session:
+        packages = PackageRepository(session)
+        if await packages.set_codes_validity(package_id, valid_until):
             return
-        package = await repo.package(package_id)
+        package = await packages.package(package_id)
         if package is None:
-            raise NotFound("no such package", slug="package-not-found")
+            raise PackageNotFound("no such package")
         raise PackageRetired()
 
 
@@ -97,9 +88,10 @@ async def _retire(
     kept_before: dt.datetime,
     now: dt.datetime,
 ) -> Retired | None:
-    async with session_maker() as session, session.begin():
-        repo = StorageRepository(session)
-        package = await repo.lock_package(package_id)
+    async with workflow_transaction(session_maker) as session:
+        packages = PackageRepository(session)
+        holdings_repo = HoldingsRepository(session)
+        package = await packages.lock_package(package_id)
         if package is None or package.retired_at is not None or package.state != "complete":
             return None
         # Under the package lock (a code issued or reactivated meanwhile waits for it, or
@@ -114,17 +106,17 @@ async def _retire(
             package.codes_valid_until = valid_until
             return None
         institution_id = package.institution_id
-        await repo.lock_usage(institution_id)
-        holdings = await repo.holdings_in_package(institution_id, package.id)
-        sizes = await repo.item_sizes(holdings)
+        await holdings_repo.lock_usage(institution_id)
+        holdings = await holdings_repo.holdings_in_package(institution_id, package.id)
+        sizes = await holdings_repo.item_sizes(holdings)
         for holding in holdings:
-            await release_holding(repo, holding, institution_id=institution_id)
-        await repo.add_usage(institution_id, -sum(sizes.values()))
-        await repo.delete_slot(package.id, institution_id)
+            await release_holding(session, holding, institution_id=institution_id)
+        await holdings_repo.add_usage(institution_id, -sum(sizes.values()))
+        await packages.delete_slot(package.id, institution_id)
         keys: list[str] = []
         for holding in holdings:
             item = ItemRef(holding.package_id, holding.item_kind, holding.item_id)
-            keys += await remove_unheld_item(repo, item)
+            keys += await remove_unheld_item(session, item)
         retired = Retired(
             package_id=package.id,
             institution_id=institution_id,
@@ -132,10 +124,10 @@ async def _retire(
             codes_valid_until=valid_until,
             items_removed=len(holdings),
         )
-        if await repo.package_is_held(package.id):
+        if await holdings_repo.package_is_held(package.id):
             package.retired_at = now  # others' copies keep the package row
         else:
-            await repo.delete_package(package.id)
+            await packages.delete_package(package.id)
     await delete_blobs(store, keys)
     return retired
 
@@ -167,8 +159,8 @@ async def retire_expired_packages(
     """One pass of the retention sweep (idempotent, safe on several replicas)."""
     now = now or utcnow()
     kept_before = now - dt.timedelta(days=retention_days)
-    async with session_maker() as session:
-        candidates = await StorageRepository(session).packages_past_retention(
+    async with workflow_transaction(session_maker) as session:
+        candidates = await MaintenanceRepository(session).packages_past_retention(
             kept_before=kept_before
         )
     done: list[Retired] = []

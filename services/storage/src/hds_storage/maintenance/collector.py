@@ -16,8 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hds_common.blobstore import BlobStore, BlobStoreError
 from hds_common.db import utcnow
+from hds_storage.holdings.repository import HoldingsRepository
+from hds_storage.ingest.repository import IngestRepository
 from hds_storage.key_sessions.repository import KeySessionRepository
-from hds_storage.repository import StorageRepository
+from hds_storage.maintenance.repository import MaintenanceRepository
+from hds_storage.packages.repository import PackageRepository
+from hds_storage.transactions import workflow_transaction
 
 __all__ = [
     "OBJECTS_PREFIX",
@@ -56,14 +60,15 @@ async def delete_blobs(store: BlobStore, keys: Iterable[str]) -> None:
             log.warning("blob_delete_failed", key=key, error=str(exc))
 
 
-async def remove_unheld_item(repo: StorageRepository, item: ItemRef) -> list[str]:
+async def remove_unheld_item(session: AsyncSession, item: ItemRef) -> list[str]:
     """Inside a transaction that holds the package lock: delete the item's rows if no
     holding refers to it; returns the blob keys to delete after commit."""
-    if await repo.item_is_held(item.item_id):
+    if await HoldingsRepository(session).item_is_held(item.item_id):
         return []
+    sweeps = MaintenanceRepository(session)
     if item.kind == "study":
-        return await repo.delete_study_rows(item.item_id)
-    return await repo.delete_document_row(item.item_id)
+        return await sweeps.delete_study_rows(item.item_id)
+    return await sweeps.delete_document_row(item.item_id)
 
 
 async def collect_items(
@@ -71,11 +76,10 @@ async def collect_items(
 ) -> None:
     """Delete the rows and blobs of items that no holding refers to any more."""
     for item in items:
-        async with session_maker() as session, session.begin():
-            repo = StorageRepository(session)
-            if await repo.lock_package(item.package_id) is None:
+        async with workflow_transaction(session_maker) as session:
+            if await PackageRepository(session).lock_package(item.package_id) is None:
                 continue
-            keys = await remove_unheld_item(repo, item)
+            keys = await remove_unheld_item(session, item)
         await delete_blobs(store, keys)
 
 
@@ -99,11 +103,12 @@ async def sweep_orphans(session_maker: async_sessionmaker[AsyncSession], store: 
     async def flush_page() -> int:
         if not page:
             return 0
-        async with session_maker() as session:
-            repo = StorageRepository(session)
-            busy = await repo.packages_with_batches(p for _, p, _ in page)
+        async with workflow_transaction(session_maker) as session:
+            busy = await IngestRepository(session).packages_with_batches(p for _, p, _ in page)
             candidates = [(k, p, o) for k, p, o in page if p not in busy]
-            present = await repo.object_ids_present(o for _, _, o in candidates)
+            present = await MaintenanceRepository(session).object_ids_present(
+                o for _, _, o in candidates
+            )
         orphans = [k for k, _, o in candidates if o not in present]
         await delete_blobs(store, orphans)
         if orphans:
@@ -133,8 +138,8 @@ class MaintenanceReport:
 async def collect_unheld(session_maker: async_sessionmaker[AsyncSession], store: BlobStore) -> int:
     """Items nobody holds are normally removed right after the holding goes; this catches
     the ones a crash (or a failed delete) left behind."""
-    async with session_maker() as session:
-        found = await StorageRepository(session).unheld_items()
+    async with workflow_transaction(session_maker) as session:
+        found = await MaintenanceRepository(session).unheld_items()
     await collect_items(session_maker, store, (ItemRef(*item) for item in found))
     return len(found)
 
@@ -151,17 +156,15 @@ async def run_maintenance(
     blobs no row refers to. Every step is a single conditional statement or idempotent
     (re-checked under the package lock), so replicas may overlap."""
     now = now or utcnow()
-    async with session_maker() as session, session.begin():
-        repo = StorageRepository(session)
-        stale = await repo.delete_stale_batches(
+    async with workflow_transaction(session_maker) as session:
+        stale = await MaintenanceRepository(session).delete_stale_batches(
             heartbeat_before=now - dt.timedelta(seconds=upload_stale_seconds)
         )
-    async with session_maker() as session, session.begin():
-        repo = StorageRepository(session)
-        completed = await repo.complete_idle_packages(
+    async with workflow_transaction(session_maker) as session:
+        completed = await PackageRepository(session).complete_idle_packages(
             now=now, idle_before=now - dt.timedelta(seconds=package_idle_timeout_seconds)
         )
-    async with session_maker() as session, session.begin():
+    async with workflow_transaction(session_maker) as session:
         # Ended sessions are deleted when they end; this catches the ones that expired.
         await KeySessionRepository(session).delete_expired(now)
     unheld = await collect_unheld(session_maker, store)

@@ -3,7 +3,7 @@ downloads of the same items do not decrypt the metadata and lay out the archive 
 
 The key is a fingerprint of exactly the index rows an archive is planned from (sealed
 metadata included) and of the package keys that open them (see
-:meth:`hds_storage.index.IndexReader.archive_content`): any change to the content - an
+:meth:`hds_storage.downloads.index.IndexReader.archive_content`): any change to the content - an
 item deleted, metadata re-sealed, another key - gives another key, so an entry is never
 stale, only unused. A plan holds decrypted metadata (the DICOMDIR names the patient), so
 entries also expire after a while and the cache stays small: a few recent downloads.

@@ -17,8 +17,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hds_common.crypto import X25519_KEY_SIZE, b64d
-from hds_common.errors import NotFound
-from hds_storage.errors import identity_unavailable
+from hds_storage.errors import AccountNotFound, IdentityUnavailable
 
 __all__ = ["AccountInfo", "IdentityClient"]
 
@@ -61,16 +60,16 @@ class IdentityClient:
         try:
             response = await self._client.get(path, params=params)
         except httpx.HTTPError as exc:
-            raise identity_unavailable(type(exc).__name__) from None
+            raise IdentityUnavailable(type(exc).__name__) from None
         # 422: the identity service refuses the id's or address's form (ids are UUIDs).
         if response.status_code in (404, 422):
-            raise NotFound("unknown account", slug="account-not-found")
+            raise AccountNotFound("unknown account")
         if response.status_code != 200:
-            raise identity_unavailable(f"status {response.status_code}")
+            raise IdentityUnavailable(f"status {response.status_code}")
         try:
             return AccountInfo.model_validate_json(response.content)
         except ValidationError:
-            raise identity_unavailable("malformed account record") from None
+            raise IdentityUnavailable("malformed account record") from None
 
     async def notify(self, account_id: str, *, subject: str, text: str) -> None:
         """Mail the account (if it wants notifications). Best effort: a mail that cannot

@@ -1,4 +1,4 @@
-"""What the lifespan builds once per process and every request uses."""
+"""What the lifespan builds once per process and every request uses (``app.state.runtime``)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,19 @@ from hds_common.blobstore import BlobStore
 from hds_common.tokens import TokenVerifier
 from hds_storage.codes_client import CodesClient
 from hds_storage.config import Settings
-from hds_storage.identity import IdentityClient
-from hds_storage.plans import ArchivePlans
+from hds_storage.downloads.plans import ArchivePlans
+from hds_storage.identity_client import IdentityClient
 
-__all__ = ["StorageState"]
+__all__ = ["Runtime"]
 
 
 @dataclass
-class StorageState:
+class Runtime:
     settings: Settings
     engine: AsyncEngine
+    # Where multi-step workflows open their own transactions
+    # (:func:`hds_storage.transactions.workflow_transaction`); requests get theirs from
+    # ``hds_common.db.SessionDep``.
     session_maker: async_sessionmaker[AsyncSession]
     store: BlobStore
     grant_key: X25519PrivateKey

@@ -16,7 +16,7 @@ What may be deleted to make room (nothing else ever is):
   documents, never studies of a package still being published, never items of the
   package being added to);
 * never anything of an institution: what it publishes is governed by retention
-  (:mod:`hds_storage.retention`), and a quota it may have refuses uploads with 507.
+  (:mod:`hds_storage.maintenance.retention`), and a quota it may have refuses uploads with 507.
 
 Otherwise an addition that does not fit answers 507 and removes nothing.
 """
@@ -26,12 +26,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from hds_common.db import utcnow
-from hds_common.errors import InsufficientStorage, ServiceUnavailable
-from hds_storage.collector import ItemRef
-from hds_storage.identity import AccountInfo
+from hds_common.errors import InsufficientStorage
+from hds_storage.errors import UploadExpired
+from hds_storage.holdings.repository import HoldingsRepository
+from hds_storage.identity_client import AccountInfo
+from hds_storage.maintenance.collector import ItemRef
 from hds_storage.models import Holding
-from hds_storage.repository import StorageRepository
+from hds_storage.packages.repository import PackageRepository
+from hds_storage.shares.repository import ShareRepository
 
 __all__ = ["Addition", "Room", "make_room", "may_evict", "release_holding", "reserve"]
 
@@ -49,24 +54,23 @@ class Room:
     evicted: list[ItemRef] = field(default_factory=list)
 
 
-async def release_holding(
-    repo: StorageRepository, holding: Holding, *, institution_id: str
-) -> None:
+async def release_holding(session: AsyncSession, holding: Holding, *, institution_id: str) -> None:
     """Remove one holding and the shares that gave the account this item; once it holds
     nothing more of the package, also the package's shares to it and its key slot (the
     publishing institution keeps its slot: it reissues codes with it)."""
-    await repo.delete_holding(holding.id)
-    await repo.delete_shares_to(holding.account_id, holding.item_id)
+    holdings, shares = HoldingsRepository(session), ShareRepository(session)
+    await holdings.delete_holding(holding.id)
+    await shares.delete_shares_to(holding.account_id, holding.item_id)
     remaining = [
         h
-        for h in await repo.holdings_in_package(holding.account_id, holding.package_id)
+        for h in await holdings.holdings_in_package(holding.account_id, holding.package_id)
         if h.id != holding.id
     ]
     if remaining:
         return
-    await repo.delete_shares_to(holding.account_id, holding.package_id)
+    await shares.delete_shares_to(holding.account_id, holding.package_id)
     if holding.account_id != institution_id:
-        await repo.delete_slot(holding.package_id, holding.account_id)
+        await PackageRepository(session).delete_slot(holding.package_id, holding.account_id)
 
 
 def may_evict(account: AccountInfo, addition: Addition) -> bool:
@@ -77,7 +81,7 @@ def may_evict(account: AccountInfo, addition: Addition) -> bool:
 
 
 async def make_room(
-    repo: StorageRepository,
+    session: AsyncSession,
     account: AccountInfo,
     *,
     need: int,
@@ -87,6 +91,7 @@ async def make_room(
     """Inside a transaction holding the account's usage lock: ensure ``need`` bytes are
     free, evicting where :func:`may_evict` allows; raises 507 otherwise (and the caller
     rolls back)."""
+    repo = HoldingsRepository(session)
     used = await repo.lock_usage(account.id)
     if account.quota_bytes is None:  # no quota: everything fits
         return Room(free=_UNLIMITED)
@@ -101,9 +106,9 @@ async def make_room(
         for holding in candidates:
             if room.free >= need:
                 break
-            package = await repo.package(holding.package_id)
+            package = await PackageRepository(session).package(holding.package_id)
             institution_id = package.institution_id if package is not None else ""
-            await release_holding(repo, holding, institution_id=institution_id)
+            await release_holding(session, holding, institution_id=institution_id)
             size = sizes[holding.item_id]
             freed += size
             room.free += size
@@ -129,7 +134,7 @@ def _remedy(account: AccountInfo) -> str:
 
 
 async def reserve(
-    repo: StorageRepository,
+    session: AsyncSession,
     account: AccountInfo,
     *,
     batch_id: str,
@@ -140,14 +145,11 @@ async def reserve(
     """Reserve between ``need`` and ``want`` bytes for an upload batch (in the caller's
     transaction), the part beyond ``need`` only out of half the free room; returns the
     amount reserved and the evicted items to collect after commit."""
-    room = await make_room(repo, account, need=need, keep_package=keep_package, addition="own")
+    room = await make_room(session, account, need=need, keep_package=keep_package, addition="own")
     # Beyond ``need`` the reservation only saves round trips: it never takes more than
     # half of the room left, which the account's other uploads may need.
     spare = max(0, room.free - need) // 2
     amount = max(need, min(want, need + spare))
-    if not await repo.add_reservation(batch_id, amount, utcnow()):
-        raise ServiceUnavailable(
-            "the upload was abandoned by the server (no heartbeat); retry it",
-            slug="upload-expired",
-        )
+    if not await HoldingsRepository(session).add_reservation(batch_id, amount, utcnow()):
+        raise UploadExpired("the upload was abandoned by the server (no heartbeat); retry it")
     return amount, room.evicted

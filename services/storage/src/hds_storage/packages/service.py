@@ -1,5 +1,5 @@
-"""Packages: creation and completion by institutions; status, items, downloads, key
-export and key-slot import for the other services.
+"""Packages: creation and completion by institutions; status, key export and key-slot
+import for the other services (their downloads: :mod:`hds_storage.downloads.service`).
 
 A package is *open* while the institution uploads, and *complete* after an explicit
 ``complete`` or ``package_idle_timeout_seconds`` without uploads. Consumers (DLX through
@@ -14,45 +14,56 @@ import math
 import uuid
 from collections.abc import Sequence
 
-from fastapi.responses import StreamingResponse
-from starlette.datastructures import Headers
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hds_common.crypto import b64e, generate_package_key
 from hds_common.db import utcnow
-from hds_common.errors import Conflict, Forbidden, NotFound, UnprocessableContent
-from hds_storage.access import (
-    GrantKeys,
-    KeyHolder,
-    KeyRing,
-    load_package,
-    open_user_key,
-    package_key_from_grant,
+from hds_storage.downloads.index import IndexReader, as_utc
+from hds_storage.downloads.repository import IndexRepository
+from hds_storage.errors import (
+    AccountWithoutKey,
+    GrantRequired,
+    PackageEmpty,
+    PackageIncomplete,
+    PackageNotFound,
+    UploadInProgress,
 )
-from hds_storage.delivery import archive_response, object_response
-from hds_storage.errors import PackageEmpty, PackageIncomplete
-from hds_storage.holdings import add_items, collect_evicted
-from hds_storage.index import IndexReader, as_utc
+from hds_storage.holdings.repository import HoldingsRepository
+from hds_storage.holdings.service import add_items, collect_evicted
+from hds_storage.ingest.repository import IngestRepository
+from hds_storage.keyring import KeyHolder, KeyRing, open_user_key
 from hds_storage.keys import MetaCipher, open_package_key, seal_slot, user_public_key
-from hds_storage.models import Document, KeySlot, Package, Study
-from hds_storage.repository import StorageRepository
-from hds_storage.schemas import (
-    DataItem,
+from hds_storage.models import KeySlot, Package
+from hds_storage.packages.repository import PackageRepository
+from hds_storage.packages.schemas import (
     PackageKeyOut,
     PackagePublic,
-    PackageState,
     PackageStatus,
     SlotImport,
     SlotImported,
 )
-from hds_storage.state import StorageState
+from hds_storage.runtime import Runtime
+from hds_storage.schemas import PackageState
+from hds_storage.transactions import workflow_transaction
 
-__all__ = ["PackageService", "import_slot"]
+__all__ = ["PackageService", "import_slot", "load_package"]
+
+
+async def load_package(session: AsyncSession, package_id: str) -> Package:
+    package = await PackageRepository(session).package(package_id)
+    if package is None:
+        raise PackageNotFound("no such package")
+    return package
 
 
 class PackageService:
-    def __init__(self, state: StorageState, repo: StorageRepository) -> None:
-        self.state = state
-        self.repo = repo
+    """Packages in the caller's session: the request's, or a workflow step's."""
+
+    def __init__(self, runtime: Runtime, session: AsyncSession) -> None:
+        self.runtime = runtime
+        self.session = session
+        self.repo = PackageRepository(session)
+        self.index = IndexRepository(session)
 
     # -- institution ----------------------------------------------------------------------
 
@@ -88,7 +99,7 @@ class PackageService:
     async def _own(self, holder: KeyHolder, package_id: str) -> Package:
         package = await self.repo.package(package_id)
         if package is None or package.institution_id != holder.account_id:
-            raise NotFound("no such package", slug="package-not-found")
+            raise PackageNotFound("no such package")
         return await self._settle(package)
 
     async def _settle(self, package: Package) -> Package:
@@ -96,16 +107,16 @@ class PackageService:
         background pass), so every reader sees the same state."""
         if package.state == "open" and self._idle_seconds_left(package) <= 0:
             now = utcnow()
-            idle = dt.timedelta(seconds=self.state.settings.package_idle_timeout_seconds)
+            idle = dt.timedelta(seconds=self.runtime.settings.package_idle_timeout_seconds)
             await self.repo.complete_idle_packages(
                 now=now, idle_before=now - idle, package_id=package.id
             )
-            await self.repo.session.refresh(package)
+            await self.session.refresh(package)
         return package
 
     def _idle_seconds_left(self, package: Package) -> float:
         idle = (utcnow() - as_utc(package.last_activity_at)).total_seconds()
-        return self.state.settings.package_idle_timeout_seconds - idle
+        return self.runtime.settings.package_idle_timeout_seconds - idle
 
     async def get(self, holder: KeyHolder, package_id: str) -> PackagePublic:
         package = await self._own(holder, package_id)
@@ -121,18 +132,18 @@ class PackageService:
     async def _describe(
         self, holder: KeyHolder, packages: Sequence[Package]
     ) -> list[PackagePublic]:
-        keys = KeyRing(self.repo, holder)
-        reader = IndexReader(self.repo, keys)
+        keys = KeyRing(self.session, holder)
+        reader = IndexReader(self.index, keys)
         views = []
         for package in packages:
             view = _package_out(package)
-            patient = await self.repo.patient_of_package(package.id)
+            patient = await self.index.patient_of_package(package.id)
             if patient is not None:
                 await keys.load([package.id])
                 view.patient = reader.patient(patient)
-            studies = await self.repo.studies_of_package(package.id)
-            documents = await self.repo.documents_of_package(package.id)
-            totals = await self.repo.study_totals(s.id for s in studies)
+            studies = await self.index.studies_of_package(package.id)
+            documents = await self.index.documents_of_package(package.id)
+            totals = await self.index.study_totals(s.id for s in studies)
             view.studies = len(studies)
             view.documents = len(documents)
             view.size = sum(size for _, size in totals.values()) + sum(d.size for d in documents)
@@ -142,19 +153,17 @@ class PackageService:
     async def complete(self, holder: KeyHolder, package_id: str) -> PackagePublic:
         package = await self._own(holder, package_id)
         if package.state == "open":
-            if await self.repo.packages_with_batches([package.id]):
-                raise Conflict(
-                    "uploads into this package are still running", slug="upload-in-progress"
-                )
+            if await IngestRepository(self.session).packages_with_batches([package.id]):
+                raise UploadInProgress("uploads into this package are still running")
             await self.repo.complete_package(package.id, utcnow())
             await self.repo.flush()
-            await self.repo.session.refresh(package)
+            await self.session.refresh(package)
         return (await self._describe(holder, [package]))[0]
 
     # -- consumers (internal) ----------------------------------------------------------------
 
     async def status(self, package_id: str) -> PackageStatus:
-        package = await self._settle(await load_package(self.repo, package_id))
+        package = await self._settle(await load_package(self.session, package_id))
         return PackageStatus(
             id=package.id,
             state=_state(package),
@@ -168,102 +177,44 @@ class PackageService:
         return max(1, min(60, math.ceil(self._idle_seconds_left(package))))
 
     async def require_complete(self, package_id: str) -> Package:
-        package = await self._settle(await load_package(self.repo, package_id))
+        package = await self._settle(await load_package(self.session, package_id))
         if package.state != "complete":
             raise PackageIncomplete(self._retry_after(package))
         return package
 
-    async def items(self, package_id: str, grant: str | None) -> list[DataItem]:
-        package = await self.require_complete(package_id)
-        keys = GrantKeys(package.id, await package_key_from_grant(self.state, package, grant))
-        reader = IndexReader(self.repo, keys)
-        return await reader.data_items(
-            await self.repo.studies_of_package(package.id),
-            await self.repo.documents_of_package(package.id),
-        )
-
-    async def archive(
-        self, package_id: str, grant: str | None, item_ids: list[str], headers: Headers
-    ) -> StreamingResponse:
-        package = await self.require_complete(package_id)
-        package_key = await package_key_from_grant(self.state, package, grant)
-        studies: list[Study] = await self.repo.studies_of_package(package.id)
-        documents: list[Document] = await self.repo.documents_of_package(package.id)
-        if item_ids:
-            wanted: set[str] = set(item_ids)
-            known = {s.id for s in studies} | {d.id for d in documents}
-            unknown = sorted(wanted - known)
-            if unknown:
-                raise NotFound("no such item in this package", slug="item-not-found", items=unknown)
-            studies = [s for s in studies if s.id in wanted]
-            documents = [d for d in documents if d.id in wanted]
-        if not studies and not documents:
-            raise PackageEmpty()
-        reader = IndexReader(self.repo, GrantKeys(package.id, package_key))
-        content = await reader.archive_content(studies, documents)
-        name = item_ids[0] if len(item_ids) == 1 else package.id
-        return await archive_response(
-            self.state.store,
-            {package.id: package_key},
-            content,
-            self.state.plans,
-            filename=f"{name}.zip",
-            request_headers=headers,
-        )
-
-    async def document(
-        self, package_id: str, document_id: str, grant: str | None, headers: Headers
-    ) -> StreamingResponse:
-        package = await self.require_complete(package_id)
-        package_key = await package_key_from_grant(self.state, package, grant)
-        document = await self.repo.document(document_id)
-        if document is None or document.package_id != package.id:
-            raise NotFound("no such document in this package", slug="item-not-found")
-        return await object_response(
-            self.state.store,
-            package_key,
-            document,
-            media_type="application/pdf",
-            request_headers=headers,
-        )
-
     async def export_key(self, package_id: str, user_grant: str | None) -> PackageKeyOut:
         """The package key, for the publishing institution (codes wraps it into a code
         slot). The grant must be the institution's own user grant."""
-        package = await load_package(self.repo, package_id)
+        package = await load_package(self.session, package_id)
         if user_grant is None:
-            raise Forbidden("user grant required (X-HDS-Grant)", slug="grant-required")
-        key = await open_user_key(self.state, user_grant, account_id=package.institution_id)
+            raise GrantRequired("user grant required (X-HDS-Grant)")
+        key = await open_user_key(self.runtime, user_grant, account_id=package.institution_id)
         holder = KeyHolder(package.institution_id, ("institution",), key)
-        package_key = await KeyRing(self.repo, holder).key(package.id)
+        package_key = await KeyRing(self.session, holder).key(package.id)
         return PackageKeyOut(package_key=b64e(package_key))
 
 
-async def import_slot(state: StorageState, package_id: str, body: SlotImport) -> SlotImported:
+async def import_slot(runtime: Runtime, package_id: str, body: SlotImport) -> SlotImported:
     """Give an account a key slot on a complete package and all its items in its holdings,
     within its quota (an import is the account's own addition: automatic mode evicts its
     oldest studies, manual mode answers 507)."""
-    async with state.session_maker() as session:
-        repo = StorageRepository(session)
-        package = await PackageService(state, repo).require_complete(package_id)
-        package_key = open_package_key(state.grant_key, package, body.sealed_package_key)
-        await session.commit()
-    account = await state.identity.account(body.account_id)
+    async with workflow_transaction(runtime.session_maker) as session:
+        package = await PackageService(runtime, session).require_complete(package_id)
+        package_key = open_package_key(runtime.grant_key, package, body.sealed_package_key)
+    account = await runtime.identity.account(body.account_id)
     public_key = account.public_key_bytes()
     if public_key is None:
-        raise UnprocessableContent(
-            "the account has no key pair to seal the package key to", slug="account-without-key"
-        )
-    async with state.session_maker() as session, session.begin():
-        repo = StorageRepository(session)
-        if await repo.lock_package(package_id) is None:
-            raise NotFound("no such package", slug="package-not-found")
-        studies = await repo.studies_of_package(package_id)
-        documents = await repo.documents_of_package(package_id)
+        raise AccountWithoutKey("the account has no key pair to seal the package key to")
+    async with workflow_transaction(runtime.session_maker) as session:
+        if await PackageRepository(session).lock_package(package_id) is None:
+            raise PackageNotFound("no such package")
+        index = IndexRepository(session)
+        studies = await index.studies_of_package(package_id)
+        documents = await index.documents_of_package(package_id)
         if not studies and not documents:
             raise PackageEmpty()
         added, room = await add_items(
-            repo,
+            session,
             account,
             package_id=package_id,
             sealed_key=seal_slot(public_key, package_id, package_key),
@@ -272,8 +223,8 @@ async def import_slot(state: StorageState, package_id: str, body: SlotImport) ->
         )
         # Items someone shared with the account are now its own: revoking that share
         # no longer removes them.
-        await repo.claim_holdings(account.id, package_id)
-    await collect_evicted(state, room)
+        await HoldingsRepository(session).claim_holdings(account.id, package_id)
+    await collect_evicted(runtime, room)
     return SlotImported(
         package_id=package_id, studies=len(studies), documents=len(documents), bytes=added
     )
