@@ -1,5 +1,5 @@
 """PDF uploads: reports assigned to the package's patient by form fields, each checked to
-parse as a PDF with at least one page (:mod:`hds_storage.ingest.probe`) as it streams
+parse as a PDF with at least one page (:mod:`hds_storage.ingest.pdf_probe`) as it streams
 into the blob store; a report sent twice (same bytes) is stored once."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from hds_storage.errors import (
 )
 from hds_storage.holdings.repository import HoldingsRepository
 from hds_storage.ingest.multipart import Part
-from hds_storage.ingest.probe import PdfProbe
+from hds_storage.ingest.pdf_probe import PdfProbe
 from hds_storage.ingest.repository import IngestRepository
 from hds_storage.ingest.run import (
     Outcome,
