@@ -6,13 +6,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import func, select
 
-from hds_storage.models import (
-    Document,
-    Instance,
-    Patient,
-    Series,
-    Study,
-)
+from hds_storage.models import Document, Instance, Patient, Series, Study
 from hds_storage.sql import SessionRepository
 
 __all__ = ["IndexRepository", "StudyTotals"]

@@ -9,12 +9,7 @@ from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hds_storage.downloads.repository import IndexRepository
-from hds_storage.models import (
-    AccountUsage,
-    Holding,
-    Package,
-    UploadBatch,
-)
+from hds_storage.models import AccountUsage, Holding, Package, UploadBatch
 from hds_storage.sql import NO_SYNC, SessionRepository, rowcount
 
 __all__ = ["HoldingsRepository"]

@@ -50,6 +50,7 @@ __all__ = [
     "add_items",
     "collect_evicted",
     "delete_item",
+    "holding_row",
     "new_holdings",
     "used_bytes",
 ]
@@ -262,18 +263,31 @@ async def new_holdings(
     """Holdings (not added yet) for the items of the package the account does not hold."""
     held = {h.item_id for h in await repo.holdings_in_package(account_id, package_id)}
     return [
-        Holding(
-            id=str(uuid.uuid4()),
-            account_id=account_id,
-            package_id=package_id,
-            item_kind=kind,
-            item_id=item_id,
-            share_id=share_id,
-            created_at=now,
-        )
+        holding_row(account_id, package_id, kind, item_id, now, share_id=share_id)
         for kind, item_id in items
         if item_id not in held
     ]
+
+
+def holding_row(
+    account_id: str,
+    package_id: str,
+    kind: str,
+    item_id: str,
+    now: dt.datetime,
+    *,
+    share_id: str | None = None,
+) -> Holding:
+    """A new holding of one item (given by the share ``share_id``, if any)."""
+    return Holding(
+        id=str(uuid.uuid4()),
+        account_id=account_id,
+        package_id=package_id,
+        item_kind=kind,
+        item_id=item_id,
+        share_id=share_id,
+        created_at=now,
+    )
 
 
 async def collect_evicted(runtime: Runtime, room: Room) -> None:

@@ -18,13 +18,13 @@ from hds_storage.errors import (
     NoFiles,
 )
 from hds_storage.holdings.repository import HoldingsRepository
+from hds_storage.holdings.service import holding_row
 from hds_storage.ingest.multipart import Part
 from hds_storage.ingest.probe import DicomHeader, DicomProbe, load_dicom_parser
 from hds_storage.ingest.repository import IngestRepository
 from hds_storage.ingest.run import (
     Outcome,
     UploadRun,
-    package_not_open,
     patient_for,
     patient_mismatch,
     start_run,
@@ -36,12 +36,10 @@ from hds_storage.ingest.schemas import (
 from hds_storage.ingest.writer import StoredObject, hash_only, store_object
 from hds_storage.keyring import KeyHolder
 from hds_storage.models import (
-    Holding,
     Instance,
     Series,
     Study,
 )
-from hds_storage.packages.repository import PackageRepository
 from hds_storage.runtime import Runtime
 from hds_storage.transactions import workflow_transaction
 
@@ -148,11 +146,7 @@ class DicomIngest:
         cipher = target.cipher
         now = utcnow()
         results: list[InstanceStored] = []
-        async with workflow_transaction(self.runtime.session_maker) as session:
-            if not await PackageRepository(session).touch_open_package(package_id, now):
-                raise package_not_open()
-            await run.claim_batch(session)
-            await HoldingsRepository(session).lock_usage(run.account.id)
+        async with run.final_transaction(now) as session:
             patient = await patient_for(session, target, pending[0].header.patient, None, now)
             studies: dict[str, Study] = {}
             series_rows: dict[tuple[str, str], Series] = {}
@@ -257,16 +251,7 @@ class DicomIngest:
         its usage (non-zero only if it had deleted a study it is now adding to again)."""
         if await HoldingsRepository(session).holding(account_id, study.id) is not None:
             return 0
-        session.add(
-            Holding(
-                id=str(uuid.uuid4()),
-                account_id=account_id,
-                package_id=package_id,
-                item_kind="study",
-                item_id=study.id,
-                created_at=now,
-            )
-        )
+        session.add(holding_row(account_id, package_id, "study", study.id, now))
         totals = await IndexRepository(session).study_totals([study.id])
         return totals.get(study.id, (0, 0))[1]
 

@@ -18,14 +18,13 @@ from hds_storage.errors import (
     UnknownField,
 )
 from hds_storage.holdings.repository import HoldingsRepository
+from hds_storage.holdings.service import holding_row
 from hds_storage.ingest.multipart import Part
 from hds_storage.ingest.pdf_probe import PdfProbe
 from hds_storage.ingest.repository import IngestRepository
 from hds_storage.ingest.run import (
     Outcome,
     UploadRun,
-    new_holding,
-    package_not_open,
     patient_for,
     start_run,
 )
@@ -38,9 +37,7 @@ from hds_storage.keyring import KeyHolder
 from hds_storage.models import (
     Document,
 )
-from hds_storage.packages.repository import PackageRepository
 from hds_storage.runtime import Runtime
-from hds_storage.transactions import workflow_transaction
 
 __all__ = ["DOCUMENT_FIELDS", "DocumentIngest", "normalise_date"]
 
@@ -170,11 +167,7 @@ class DocumentIngest:
         date = normalise_date(fields.get("date", ""), "date")
         now = utcnow()
         results: list[DocumentStored] = []
-        async with workflow_transaction(self.runtime.session_maker) as session:
-            if not await PackageRepository(session).touch_open_package(package_id, now):
-                raise package_not_open()
-            await run.claim_batch(session)
-            await HoldingsRepository(session).lock_usage(run.account.id)
+        async with run.final_transaction(now) as session:
             creating = await IndexRepository(session).patient_of_package(package_id) is None
             patient_fields = self._patient_fields(fields, creating=creating)
             patient = await patient_for(session, target, patient_fields, None, now)
@@ -193,7 +186,7 @@ class DocumentIngest:
                         is None
                     ):
                         session.add(
-                            new_holding(run.account.id, package_id, "document", existing.id, now)
+                            holding_row(run.account.id, package_id, "document", existing.id, now)
                         )
                         new_bytes += existing.size
                     continue
@@ -212,7 +205,7 @@ class DocumentIngest:
                     created_at=now,
                 )
                 session.add(document)
-                session.add(new_holding(run.account.id, package_id, "document", document.id, now))
+                session.add(holding_row(run.account.id, package_id, "document", document.id, now))
                 by_sha[stored.sha256] = document
                 new_bytes += stored.size
                 results.append(_document_out(document, "created"))

@@ -7,13 +7,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import delete, select, update
 
-from hds_storage.models import (
-    Document,
-    Instance,
-    Series,
-    Study,
-    UploadBatch,
-)
+from hds_storage.models import Document, Instance, Series, Study, UploadBatch
 from hds_storage.sql import NO_SYNC, SessionRepository, rowcount
 
 __all__ = ["IngestRepository"]

@@ -20,6 +20,8 @@ import asyncio
 import contextlib
 import datetime as dt
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -37,6 +39,7 @@ from hds_storage.errors import (
     integrity_failure,
 )
 from hds_storage.holdings.quota import reserve
+from hds_storage.holdings.repository import HoldingsRepository
 from hds_storage.identity_client import AccountInfo
 from hds_storage.ingest.multipart import Part
 from hds_storage.ingest.repository import IngestRepository
@@ -44,7 +47,6 @@ from hds_storage.keyring import KeyHolder
 from hds_storage.keys import MetaCipher, open_slot
 from hds_storage.maintenance.collector import ItemRef, collect_items, delete_blobs
 from hds_storage.models import (
-    Holding,
     Package,
     Patient,
     UploadBatch,
@@ -57,7 +59,6 @@ __all__ = [
     "Outcome",
     "UploadRun",
     "UploadTarget",
-    "new_holding",
     "open_meta",
     "package_not_open",
     "patient_for",
@@ -207,6 +208,18 @@ class UploadRun:
         # Shielded: a cancelled request still cleans up after itself.
         await asyncio.shield(asyncio.ensure_future(undo()))
 
+    @asynccontextmanager
+    async def final_transaction(self, now: dt.datetime) -> AsyncIterator[AsyncSession]:
+        """Step 3: the one transaction that indexes what was stored, once the package is
+        still open (its lock, recording the activity), the batch still this run's, and
+        the account's usage locked (in that order)."""
+        async with workflow_transaction(self.runtime.session_maker) as session:
+            if not await PackageRepository(session).touch_open_package(self.target.package.id, now):
+                raise package_not_open()
+            await self.claim_batch(session)
+            await HoldingsRepository(session).lock_usage(self.account.id)
+            yield session
+
     async def claim_batch(self, session: AsyncSession) -> None:
         """Inside the final transaction: the batch must still exist (not swept as dead)."""
         if not await IngestRepository(session).delete_batch(self.batch_id):
@@ -296,19 +309,3 @@ async def patient_for(
     if stored.get("patient_id") != fields["patient_id"]:
         raise patient_mismatch(part)
     return patient
-
-
-# -- PDF -------------------------------------------------------------------------------
-
-
-def new_holding(
-    account_id: str, package_id: str, kind: str, item_id: str, now: dt.datetime
-) -> Holding:
-    return Holding(
-        id=str(uuid.uuid4()),
-        account_id=account_id,
-        package_id=package_id,
-        item_kind=kind,
-        item_id=item_id,
-        created_at=now,
-    )

@@ -7,15 +7,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import delete, func, select
 
-from hds_storage.models import (
-    Document,
-    Holding,
-    Instance,
-    Package,
-    Series,
-    Study,
-    UploadBatch,
-)
+from hds_storage.models import Document, Holding, Instance, Package, Series, Study, UploadBatch
 from hds_storage.sql import NO_SYNC, SessionRepository, rowcount
 
 __all__ = ["MaintenanceRepository"]

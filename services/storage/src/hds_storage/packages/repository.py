@@ -8,11 +8,7 @@ from typing import Any
 
 from sqlalchemy import case, delete, exists, select, update
 
-from hds_storage.models import (
-    KeySlot,
-    Package,
-    UploadBatch,
-)
+from hds_storage.models import KeySlot, Package, UploadBatch
 from hds_storage.sql import NO_SYNC, SessionRepository, rowcount
 
 __all__ = ["PackageRepository"]

@@ -7,12 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import delete, func, select
 
 from hds_storage.downloads.repository import IndexRepository
-from hds_storage.models import (
-    Document,
-    Holding,
-    Instance,
-    Share,
-)
+from hds_storage.models import Document, Holding, Instance, Share
 from hds_storage.sql import NO_SYNC, SessionRepository
 
 __all__ = ["ShareRepository"]
