@@ -18,8 +18,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from hds_common.db import SessionDep
 from hds_common.deps import CallingServiceDep, bearer_claims
 from hds_common.tokens import ACCOUNT_AUDIENCE, TokenClaims
+from hds_storage.downloads.service import PackageDownloads
 from hds_storage.errors import RoleRequired
+from hds_storage.holdings.service import HoldingsService
 from hds_storage.keyring import AccountPrincipal, KeyHolder, open_user_key
+from hds_storage.packages.service import PackageService
 from hds_storage.runtime import Runtime
 from hds_storage.schemas import ID_MAX_LENGTH, ID_PATTERN
 
@@ -27,9 +30,12 @@ __all__ = [
     "GRANT_HEADER",
     "CallingServiceDep",
     "ClaimsDep",
+    "DownloadsDep",
     "GrantDep",
+    "HoldingsDep",
     "InstitutionDep",
     "KeyHolderDep",
+    "PackagesDep",
     "PathId",
     "PrincipalDep",
     "RuntimeDep",
@@ -88,3 +94,27 @@ async def institution(holder: KeyHolderDep) -> KeyHolder:
 
 
 InstitutionDep = Annotated[KeyHolder, Depends(institution)]
+
+
+# -- a feature's service on the request session (one transaction per request) ----------
+
+
+def package_downloads(runtime: RuntimeDep, session: SessionDep) -> PackageDownloads:
+    return PackageDownloads(runtime, session)
+
+
+DownloadsDep = Annotated[PackageDownloads, Depends(package_downloads)]
+
+
+def holdings_service(runtime: RuntimeDep, session: SessionDep) -> HoldingsService:
+    return HoldingsService(runtime, session)
+
+
+HoldingsDep = Annotated[HoldingsService, Depends(holdings_service)]
+
+
+def package_service(runtime: RuntimeDep, session: SessionDep) -> PackageService:
+    return PackageService(runtime, session)
+
+
+PackagesDep = Annotated[PackageService, Depends(package_service)]

@@ -9,9 +9,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from hds_common.errors import ServiceTokenInvalid, problem_responses
-from hds_storage.deps import CallingServiceDep, GrantDep, PathId, RuntimeDep, SessionDep
+from hds_storage.deps import (
+    CallingServiceDep,
+    DownloadsDep,
+    GrantDep,
+    PathId,
+)
 from hds_storage.downloads.schemas import DataItem
-from hds_storage.downloads.service import ITEM_KIND_HEADER, PackageDownloads
+from hds_storage.downloads.service import ITEM_KIND_HEADER
 from hds_storage.errors import (
     BlobStoreUnavailable,
     GrantInvalid,
@@ -28,6 +33,7 @@ from hds_storage.errors import (
 )
 
 router = APIRouter(prefix="/internal/v1", tags=["internal"])
+
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _PARTIAL: dict[int | str, dict[str, Any]] = {206: {"description": "Partial content (Range)"}}
@@ -54,11 +60,10 @@ _STREAM_PROBLEMS = (*_GRANT_PROBLEMS, RangeNotSatisfiableProblem, BlobStoreUnava
 async def package_items(
     package_id: PathId,
     _: CallingServiceDep,
-    runtime: RuntimeDep,
-    session: SessionDep,
+    service: DownloadsDep,
     grant: GrantDep = None,
 ) -> list[DataItem]:
-    return await PackageDownloads(runtime, session).items(package_id, grant)
+    return await service.items(package_id, grant)
 
 
 @router.get(
@@ -73,14 +78,11 @@ async def package_archive(
     package_id: PathId,
     request: Request,
     _: CallingServiceDep,
-    runtime: RuntimeDep,
-    session: SessionDep,
+    service: DownloadsDep,
     grant: GrantDep = None,
     item: Annotated[list[str] | None, Query(description="Item ids; all when none")] = None,
 ) -> StreamingResponse:
-    return await PackageDownloads(runtime, session).archive(
-        package_id, grant, item or [], request.headers
-    )
+    return await service.archive(package_id, grant, item or [], request.headers)
 
 
 @router.get(
@@ -96,13 +98,10 @@ async def package_document(
     document_id: PathId,
     request: Request,
     _: CallingServiceDep,
-    runtime: RuntimeDep,
-    session: SessionDep,
+    service: DownloadsDep,
     grant: GrantDep = None,
 ) -> StreamingResponse:
-    return await PackageDownloads(runtime, session).document(
-        package_id, document_id, grant, request.headers
-    )
+    return await service.document(package_id, document_id, grant, request.headers)
 
 
 _KIND_HEADER: dict[str, Any] = {
@@ -133,10 +132,7 @@ async def package_item_content(
     item_id: PathId,
     request: Request,
     _: CallingServiceDep,
-    runtime: RuntimeDep,
-    session: SessionDep,
+    service: DownloadsDep,
     grant: GrantDep = None,
 ) -> StreamingResponse:
-    return await PackageDownloads(runtime, session).item_content(
-        package_id, item_id, grant, request.headers
-    )
+    return await service.item_content(package_id, item_id, grant, request.headers)

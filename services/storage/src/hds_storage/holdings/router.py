@@ -17,6 +17,7 @@ from hds_common.errors import (
 )
 from hds_storage.deps import (
     CallingServiceDep,
+    HoldingsDep,
     KeyHolderDep,
     PathId,
     PrincipalDep,
@@ -44,11 +45,12 @@ from hds_storage.holdings.schemas import (
     StudyPublic,
     UsagePublic,
 )
-from hds_storage.holdings.service import HoldingsService, delete_item, used_bytes
+from hds_storage.holdings.service import delete_item, used_bytes
 from hds_storage.shares.service import ShareService
 
 public = APIRouter(prefix="/storage/v1", tags=["holdings"])
 internal = APIRouter(prefix="/internal/v1", tags=["internal"])
+
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _PARTIAL: dict[int | str, dict[str, Any]] = {206: {"description": "Partial content (Range)"}}
@@ -69,10 +71,8 @@ KEY_HOLDER_PROBLEMS = (
     summary="Patients of the items the account holds",
     responses=problem_responses(*KEY_HOLDER_PROBLEMS),
 )
-async def list_patients(
-    holder: KeyHolderDep, runtime: RuntimeDep, session: SessionDep
-) -> list[PatientHoldings]:
-    return await HoldingsService(runtime, session).patients(holder)
+async def list_patients(holder: KeyHolderDep, service: HoldingsDep) -> list[PatientHoldings]:
+    return await service.patients(holder)
 
 
 @public.get(
@@ -82,11 +82,10 @@ async def list_patients(
 )
 async def list_studies(
     holder: KeyHolderDep,
-    runtime: RuntimeDep,
-    session: SessionDep,
+    service: HoldingsDep,
     patient: Annotated[str | None, Query(description="Patient record id")] = None,
 ) -> list[StudyPublic]:
-    return await HoldingsService(runtime, session).studies(holder, patient=patient)
+    return await service.studies(holder, patient=patient)
 
 
 @public.get(
@@ -94,10 +93,8 @@ async def list_studies(
     summary="A study with series and instances",
     responses=problem_responses(*KEY_HOLDER_PROBLEMS, StudyNotFound),
 )
-async def get_study(
-    study_id: PathId, holder: KeyHolderDep, runtime: RuntimeDep, session: SessionDep
-) -> StudyDetail:
-    return await HoldingsService(runtime, session).study(holder, study_id)
+async def get_study(study_id: PathId, holder: KeyHolderDep, service: HoldingsDep) -> StudyDetail:
+    return await service.study(holder, study_id)
 
 
 @public.get(
@@ -112,10 +109,9 @@ async def study_archive(
     study_id: PathId,
     request: Request,
     holder: KeyHolderDep,
-    runtime: RuntimeDep,
-    session: SessionDep,
+    service: HoldingsDep,
 ) -> StreamingResponse:
-    return await HoldingsService(runtime, session).study_archive(holder, study_id, request.headers)
+    return await service.study_archive(holder, study_id, request.headers)
 
 
 @public.delete(
@@ -138,11 +134,10 @@ async def delete_study(study_id: PathId, principal: PrincipalDep, runtime: Runti
 )
 async def list_documents(
     holder: KeyHolderDep,
-    runtime: RuntimeDep,
-    session: SessionDep,
+    service: HoldingsDep,
     patient: Annotated[str | None, Query(description="Patient record id")] = None,
 ) -> list[DocumentPublic]:
-    return await HoldingsService(runtime, session).documents(holder, patient=patient)
+    return await service.documents(holder, patient=patient)
 
 
 @public.delete(
@@ -171,10 +166,9 @@ async def get_object(
     object_id: PathId,
     request: Request,
     holder: KeyHolderDep,
-    runtime: RuntimeDep,
-    session: SessionDep,
+    service: HoldingsDep,
 ) -> StreamingResponse:
-    return await HoldingsService(runtime, session).object(holder, object_id, request.headers)
+    return await service.object(holder, object_id, request.headers)
 
 
 @public.get(
@@ -182,8 +176,8 @@ async def get_object(
     summary="Quota and usage of the account",
     responses=problem_responses(MissingToken, InvalidToken, AccountNotFound, IdentityUnavailable),
 )
-async def usage(holder: PrincipalDep, runtime: RuntimeDep, session: SessionDep) -> UsagePublic:
-    return await HoldingsService(runtime, session).usage(holder.account_id)
+async def usage(holder: PrincipalDep, service: HoldingsDep) -> UsagePublic:
+    return await service.usage(holder.account_id)
 
 
 @internal.get(

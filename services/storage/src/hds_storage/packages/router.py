@@ -17,9 +17,9 @@ from hds_storage.deps import (
     CallingServiceDep,
     GrantDep,
     InstitutionDep,
+    PackagesDep,
     PathId,
     RuntimeDep,
-    SessionDep,
 )
 from hds_storage.errors import (
     AccountNotFound,
@@ -42,10 +42,11 @@ from hds_storage.packages.schemas import (
     SlotImport,
     SlotImported,
 )
-from hds_storage.packages.service import PackageService, import_slot
+from hds_storage.packages.service import import_slot
 
 public = APIRouter(prefix="/storage/v1", tags=["ingest"])
 internal = APIRouter(prefix="/internal/v1", tags=["internal"])
+
 
 # What every institution route may answer before it runs.
 INSTITUTION_PROBLEMS = (
@@ -64,10 +65,8 @@ INSTITUTION_PROBLEMS = (
     summary="Open a new package",
     responses=problem_responses(*INSTITUTION_PROBLEMS),
 )
-async def create_package(
-    holder: InstitutionDep, runtime: RuntimeDep, session: SessionDep
-) -> PackagePublic:
-    return await PackageService(runtime, session).create(holder)
+async def create_package(holder: InstitutionDep, service: PackagesDep) -> PackagePublic:
+    return await service.create(holder)
 
 
 @public.get(
@@ -75,10 +74,8 @@ async def create_package(
     summary="The institution's packages",
     responses=problem_responses(*INSTITUTION_PROBLEMS),
 )
-async def list_packages(
-    holder: InstitutionDep, runtime: RuntimeDep, session: SessionDep
-) -> list[PackagePublic]:
-    return await PackageService(runtime, session).list_own(holder)
+async def list_packages(holder: InstitutionDep, service: PackagesDep) -> list[PackagePublic]:
+    return await service.list_own(holder)
 
 
 @public.get(
@@ -87,9 +84,9 @@ async def list_packages(
     responses=problem_responses(*INSTITUTION_PROBLEMS, PackageNotFound),
 )
 async def get_package(
-    package_id: PathId, holder: InstitutionDep, runtime: RuntimeDep, session: SessionDep
+    package_id: PathId, holder: InstitutionDep, service: PackagesDep
 ) -> PackagePublic:
-    return await PackageService(runtime, session).get(holder, package_id)
+    return await service.get(holder, package_id)
 
 
 @public.post(
@@ -98,9 +95,9 @@ async def get_package(
     responses=problem_responses(*INSTITUTION_PROBLEMS, PackageNotFound, UploadInProgress),
 )
 async def complete_package(
-    package_id: PathId, holder: InstitutionDep, runtime: RuntimeDep, session: SessionDep
+    package_id: PathId, holder: InstitutionDep, service: PackagesDep
 ) -> PackagePublic:
-    return await PackageService(runtime, session).complete(holder, package_id)
+    return await service.complete(holder, package_id)
 
 
 @internal.get(
@@ -113,11 +110,10 @@ async def complete_package(
 async def package_key(
     package_id: PathId,
     _: CallingServiceDep,
-    runtime: RuntimeDep,
-    session: SessionDep,
+    service: PackagesDep,
     grant: GrantDep = None,
 ) -> PackageKeyOut:
-    return await PackageService(runtime, session).export_key(package_id, grant)
+    return await service.export_key(package_id, grant)
 
 
 @internal.post(
@@ -147,6 +143,6 @@ async def import_package(
     responses=problem_responses(ServiceTokenInvalid, PackageNotFound),
 )
 async def package_status(
-    package_id: PathId, _: CallingServiceDep, runtime: RuntimeDep, session: SessionDep
+    package_id: PathId, _: CallingServiceDep, service: PackagesDep
 ) -> PackageStatus:
-    return await PackageService(runtime, session).status(package_id)
+    return await service.status(package_id)
