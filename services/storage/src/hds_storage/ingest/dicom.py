@@ -147,6 +147,7 @@ class DicomIngest:
         now = utcnow()
         results: list[InstanceStored] = []
         async with run.final_transaction(now) as session:
+            upload_repo = IngestRepository(session)
             patient = await patient_for(session, target, pending[0].header.patient, None, now)
             studies: dict[str, Study] = {}
             series_rows: dict[tuple[str, str], Series] = {}
@@ -168,9 +169,7 @@ class DicomIngest:
                 assert item.stored is not None
                 study = studies.get(header.study_instance_uid)
                 if study is None:
-                    study = await IngestRepository(session).study_by_uid(
-                        package_id, header.study_instance_uid
-                    )
+                    study = await upload_repo.study_by_uid(package_id, header.study_instance_uid)
                     if study is None:
                         study_id = str(uuid.uuid4())
                         study = Study(
@@ -193,9 +192,7 @@ class DicomIngest:
                 series_key = (study.id, header.series_instance_uid)
                 series = series_rows.get(series_key)
                 if series is None:
-                    series = await IngestRepository(session).series_by_uid(
-                        study.id, header.series_instance_uid
-                    )
+                    series = await upload_repo.series_by_uid(study.id, header.series_instance_uid)
                     if series is None:
                         series_id = str(uuid.uuid4())
                         series = Series(

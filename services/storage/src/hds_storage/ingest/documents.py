@@ -168,6 +168,7 @@ class DocumentIngest:
         now = utcnow()
         results: list[DocumentStored] = []
         async with run.final_transaction(now) as session:
+            holding_repo = HoldingsRepository(session)
             creating = await IndexRepository(session).patient_of_package(package_id) is None
             patient_fields = self._patient_fields(fields, creating=creating)
             patient = await patient_for(session, target, patient_fields, None, now)
@@ -181,10 +182,7 @@ class DocumentIngest:
                 if existing is not None:
                     run.discard_after_commit.append(stored.blob_key)
                     results.append(_document_out(existing, "existing"))
-                    if (
-                        await HoldingsRepository(session).holding(run.account.id, existing.id)
-                        is None
-                    ):
+                    if await holding_repo.holding(run.account.id, existing.id) is None:
                         session.add(
                             holding_row(run.account.id, package_id, "document", existing.id, now)
                         )
@@ -209,7 +207,7 @@ class DocumentIngest:
                 by_sha[stored.sha256] = document
                 new_bytes += stored.size
                 results.append(_document_out(document, "created"))
-            await HoldingsRepository(session).add_usage(run.account.id, new_bytes)
+            await holding_repo.add_usage(run.account.id, new_bytes)
             await session.flush()
         return DocumentsUploaded(package_id=package_id, documents=results)
 

@@ -259,14 +259,15 @@ class ShareService:
         fit (nothing of the recipient is deleted for it), 404 once what it gave is gone."""
         account = await self.runtime.identity.account(account_id)
         async with workflow_transaction(self.runtime.session_maker) as session:
-            share = await ShareRepository(session).share(share_id)
+            share_repo = ShareRepository(session)
+            share = await share_repo.share(share_id)
             if share is None or share.to_account_id != account_id:
                 raise _share_not_found()
             if share.state == "active":
                 return (await _shares_out(session, [share]))[0]
             if await PackageRepository(session).lock_package(share.package_id) is None:
                 raise _share_not_found()
-            share = await ShareRepository(session).share(share_id)  # re-read under the lock
+            share = await share_repo.share(share_id)  # re-read under the lock
             if share is None:
                 raise _share_not_found()
             await self._take(session, account, share)
@@ -328,40 +329,39 @@ class ShareService:
 
     async def shares(self, account_id: str) -> SharesPublic:
         async with workflow_transaction(self.runtime.session_maker) as session:
+            share_repo = ShareRepository(session)
             return SharesPublic(
-                outgoing=await _shares_out(
-                    session, await ShareRepository(session).shares_from(account_id)
-                ),
-                incoming=await _shares_out(
-                    session, await ShareRepository(session).shares_to(account_id)
-                ),
+                outgoing=await _shares_out(session, await share_repo.shares_from(account_id)),
+                incoming=await _shares_out(session, await share_repo.shares_to(account_id)),
             )
 
     async def revoke(self, account_id: str, share_id: str) -> None:
         """End a share (the sharer or the recipient): the recipient loses the holdings
         that came with it and no other share gives it, and their quota."""
         async with workflow_transaction(self.runtime.session_maker) as session:
-            share = await ShareRepository(session).share(share_id)
+            share_repo = ShareRepository(session)
+            holding_repo = HoldingsRepository(session)
+            share = await share_repo.share(share_id)
             if share is None or account_id not in (share.from_account_id, share.to_account_id):
                 raise _share_not_found()
             package = await PackageRepository(session).lock_package(share.package_id)
-            await HoldingsRepository(session).lock_usage(share.to_account_id)
+            await holding_repo.lock_usage(share.to_account_id)
             # Re-read under the locks: a concurrent revoke or delete may have won.
-            share = await ShareRepository(session).share(share_id)
+            share = await share_repo.share(share_id)
             if share is None or package is None:
                 raise _share_not_found()
             released: list[Holding] = []
-            for holding in await HoldingsRepository(session).holdings_of_share(share.id):
-                other = await ShareRepository(session).covering_share(holding, besides=share.id)
+            for holding in await holding_repo.holdings_of_share(share.id):
+                other = await share_repo.covering_share(holding, besides=share.id)
                 if other is None:
                     released.append(holding)
                 else:
-                    await HoldingsRepository(session).set_holding_share(holding.id, other.id)
-            sizes = await HoldingsRepository(session).item_sizes(released)
-            await ShareRepository(session).delete_share(share.id)
+                    await holding_repo.set_holding_share(holding.id, other.id)
+            sizes = await holding_repo.item_sizes(released)
+            await share_repo.delete_share(share.id)
             for holding in released:
                 await release_holding(session, holding, institution_id=package.institution_id)
-            await HoldingsRepository(session).add_usage(share.to_account_id, -sum(sizes.values()))
+            await holding_repo.add_usage(share.to_account_id, -sum(sizes.values()))
             keys: list[str] = []
             for holding in released:
                 item = ItemRef(holding.package_id, holding.item_kind, holding.item_id)
