@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from storage_testkit import Backend, StorageEnv, storage_env
 
 from hds_common.testing.postgres import temporary_database
 from hds_common.testing.s3server import MotoS3Server
+from tests.storage.support import Backend, StorageEnv, storage_env
 
 BUCKET = "hds-storage-tests"
 

@@ -1,8 +1,9 @@
 """What storage asks the access code service: until when a package's codes are valid.
 
 ``GET {codes}/internal/v1/packages/{id}/validity`` is the authoritative answer the
-retention sweep needs before it retires a package (:mod:`hds_storage.retention`). No answer
-means no retirement: the sweep keeps the package and asks again next time.
+retention sweep needs before it retires a package
+(:mod:`hds_storage.maintenance.retention`). No answer means no retirement: the sweep keeps
+the package and asks again next time.
 """
 
 from __future__ import annotations

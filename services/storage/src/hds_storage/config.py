@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from hds_common.settings import SuiteSettings
+from hds_common.settings import DatabaseServiceSettings
+
+__all__ = ["Settings"]
 
 
-class Settings(BaseSettings):
+class Settings(DatabaseServiceSettings):
     model_config = SettingsConfigDict(env_prefix="HDS_STORAGE_", extra="ignore")
 
-    host: str = "127.0.0.1"
     port: int = 8003
     # Embedded default: a SQLite file under ./var; production: postgresql://…
     database_url: str = "sqlite:///var/storage.db"
-    migrate_on_start: bool = True
     # A directory (embedded default) or s3://bucket/prefix?endpoint=… (see hds_common.blobstore).
     blob_url: str = "var/blobs"
     # X25519 key to which grants are sealed, as HDS_KEY_PROVIDER finds it (a file path for
@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     maintenance_interval_seconds: float = Field(default=300.0, gt=0)
     # Retention of published packages: kept while any of their access codes is valid,
     # plus this many days (fractions allowed), then deleted with a notice to the
-    # institution (hds_storage.retention). Quotas never delete published packages.
+    # institution (hds_storage.maintenance.retention). Quotas never delete published
+    # packages.
     retention_days: float = Field(default=30.0, ge=0)
     # How much of a DICOM part may be buffered to parse its header (without pixel data).
     dicom_header_limit_bytes: int = Field(default=4 * 1024 * 1024, ge=4096)
@@ -47,5 +48,3 @@ class Settings(BaseSettings):
     key_session_sweep_seconds: float = Field(default=30.0, gt=0)
     # Timeout of calls to the identity service (account quota, public keys, JWKS).
     auth_timeout_seconds: float = Field(default=10.0, gt=0)
-
-    suite: SuiteSettings = Field(default_factory=SuiteSettings)

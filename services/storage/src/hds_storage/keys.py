@@ -29,7 +29,7 @@ from hds_common.crypto import (
     public_key_to_bytes,
     seal,
 )
-from hds_common.errors import Forbidden
+from hds_storage.errors import GrantKeyRefused
 from hds_storage.models import Package
 
 __all__ = [
@@ -118,10 +118,9 @@ def open_package_key(state_key: X25519PrivateKey, package: Package, sealed: str)
     try:
         key = open_session_key(state_key, sealed, kind="package", subject=package.id)
     except GrantError:
-        raise Forbidden(
-            "the package key is not sealed to this service for this package",
-            slug="grant-invalid",
+        raise GrantKeyRefused(
+            "the package key is not sealed to this service for this package"
         ) from None
     if not MetaCipher(key, package.id).check(package.id, package.key_check):
-        raise Forbidden("the key does not open this package", slug="grant-invalid")
+        raise GrantKeyRefused("the key does not open this package")
     return key

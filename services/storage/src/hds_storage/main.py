@@ -4,92 +4,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import httpx
 import structlog
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hds_common.app import create_service_app
 from hds_common.blobstore import blobstore_from_url
-from hds_common.db import create_engine, create_session_maker, ping_database, utcnow
+from hds_common.db import create_engine, create_session_maker, migrate_service, ping_database
 from hds_common.http import internal_client
 from hds_common.key_provider import key_provider
 from hds_common.logs import configure_logging
 from hds_common.observability import ReadinessCheck
 from hds_common.serving import HttpLimits
 from hds_common.tokens import JwksClient, KeySource, TokenVerifier
-from hds_storage.api import internal, public
 from hds_storage.codes_client import CodesClient
-from hds_storage.collector import run_maintenance
 from hds_storage.config import Settings
-from hds_storage.db import migrate
-from hds_storage.identity import IdentityClient
+from hds_storage.downloads import router as downloads
+from hds_storage.holdings import router as holdings
+from hds_storage.identity_client import IdentityClient
+from hds_storage.ingest import router as ingest
+from hds_storage.ingest.router import INGEST_PATHS
 from hds_storage.key_sessions import router as key_sessions
-from hds_storage.key_sessions.repository import KeySessionRepository
+from hds_storage.key_sessions.service import LocalKeySessions
 from hds_storage.keys import grant_public_key
-from hds_storage.retention import retire_expired_packages
-from hds_storage.state import StorageState
-
-# The upload routes: their bodies stream to the blob store, bounded by the quota.
-INGEST_PATHS = re.compile(r"/storage/v1/packages/[^/]+/(instances|documents)")
+from hds_storage.maintenance import router as maintenance
+from hds_storage.maintenance.loops import key_session_sweep_loop, maintenance_loop
+from hds_storage.packages import router as packages
+from hds_storage.runtime import Runtime
+from hds_storage.shares import router as shares
 
 __all__ = ["app_from_env", "create_app", "lifespan"]
 
 log = structlog.get_logger("hds.storage")
-
-
-async def _maintenance_loop(state: StorageState) -> None:
-    """Orphan sweep, dead-upload cleanup, idle-package completion and retention, at start
-    and then every ``maintenance_interval_seconds``; safe with several replicas."""
-    settings = state.settings
-    while True:
-        try:
-            await run_maintenance(
-                state.session_maker,
-                state.store,
-                upload_stale_seconds=settings.upload_stale_seconds,
-                package_idle_timeout_seconds=settings.package_idle_timeout_seconds,
-            )
-            await retire_expired_packages(
-                state.session_maker,
-                state.store,
-                state.identity,
-                state.codes.codes_valid_until,
-                retention_days=settings.retention_days,
-            )
-        except Exception as exc:  # keep the loop alive; the next pass retries
-            log.warning("maintenance_failed", error=f"{type(exc).__name__}: {exc}")
-        state.plans.expire()
-        await asyncio.sleep(settings.maintenance_interval_seconds)
-
-
-class LocalKeySessions:
-    """Liveness of key sessions for this service's own token checks: its own table."""
-
-    def __init__(self, session_maker: async_sessionmaker[AsyncSession]) -> None:
-        self._session_maker = session_maker
-
-    async def is_live(self, session_id: str) -> bool:
-        async with self._session_maker() as session:
-            return await KeySessionRepository(session).is_live(session_id, utcnow())
-
-
-async def _key_session_sweep_loop(state: StorageState) -> None:
-    """Delete expired key sessions soon after they expire: what no row holds, no copy of
-    the database taken later can open."""
-    while True:
-        try:
-            async with state.session_maker() as session, session.begin():
-                swept = await KeySessionRepository(session).delete_expired(utcnow())
-            if swept:
-                log.info("key_sessions_swept", count=swept)
-        except Exception as exc:  # keep the loop alive; the next pass retries
-            log.warning("key_session_sweep_failed", error=f"{type(exc).__name__}: {exc}")
-        await asyncio.sleep(state.settings.key_session_sweep_seconds)
 
 
 @asynccontextmanager
@@ -97,7 +46,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     transport: httpx.AsyncBaseTransport | None = app.state.transport
     if settings.migrate_on_start:
-        await migrate(settings.database_url)
+        await migrate_service("hds_storage", settings.database_url)
     grant_key = await asyncio.to_thread(
         key_provider(settings.suite.key_provider).x25519_private_key,
         settings.grant_private_key_file,
@@ -112,22 +61,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.push_async_callback(engine.dispose)
         await store.open()
         stack.push_async_callback(store.close)
-        identity_client = internal_client(
-            settings.suite.auth_url,
-            service="storage",
-            secret=settings.suite.internal_secret.get_secret_value(),
-            timeout=settings.auth_timeout_seconds,
-            transport=transport,
-        )
-        stack.push_async_callback(identity_client.aclose)
-        codes_client = internal_client(
-            settings.suite.codes_url,
-            service="storage",
-            secret=settings.suite.internal_secret.get_secret_value(),
-            timeout=settings.auth_timeout_seconds,
-            transport=transport,
-        )
-        stack.push_async_callback(codes_client.aclose)
+        neighbours: dict[str, httpx.AsyncClient] = {}
+        for name, url in (("auth", settings.suite.auth_url), ("codes", settings.suite.codes_url)):
+            neighbours[name] = internal_client(
+                url,
+                service="storage",
+                secret=settings.suite.internal_secret.get_secret_value(),
+                timeout=settings.auth_timeout_seconds,
+                transport=transport,
+            )
+            stack.push_async_callback(neighbours[name].aclose)
         keys: KeySource | None = app.state.token_keys
         if keys is None:
             jwks_http = httpx.AsyncClient(
@@ -136,27 +79,27 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             stack.push_async_callback(jwks_http.aclose)
             keys = JwksClient(f"{settings.suite.auth_url}/.well-known/jwks.json", jwks_http)
         session_maker = create_session_maker(engine)
-        state = StorageState(
+        runtime = Runtime(
             settings=settings,
             engine=engine,
             session_maker=session_maker,
             store=store,
             grant_key=grant_key,
-            identity=IdentityClient(identity_client),
+            identity=IdentityClient(neighbours["auth"]),
             verifier=TokenVerifier(
                 issuer=settings.suite.jwt_issuer,
                 keys=keys,
                 liveness=LocalKeySessions(session_maker),
                 liveness_ttl=settings.suite.session_check_seconds,
             ),
-            codes=CodesClient(codes_client),
+            codes=CodesClient(neighbours["codes"]),
         )
-        app.state.storage = state
-        app.state.engine = engine
-        app.state.session_maker = state.session_maker
+        app.state.runtime = runtime
+        # The request session (hds_common.db.SessionDep) comes from here.
+        app.state.session_maker = session_maker
         loops = [
-            asyncio.create_task(_maintenance_loop(state)),
-            asyncio.create_task(_key_session_sweep_loop(state)),
+            asyncio.create_task(maintenance_loop(runtime)),
+            asyncio.create_task(key_session_sweep_loop(runtime)),
         ]
         try:
             yield
@@ -169,10 +112,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def readiness(app: FastAPI) -> Mapping[str, ReadinessCheck]:
-    state: StorageState = app.state.storage
+    runtime: Runtime = app.state.runtime
     return {
-        "database": lambda: ping_database(state.engine),
-        "blobstore": state.store.ping,
+        "database": lambda: ping_database(runtime.engine),
+        "blobstore": runtime.store.ping,
     }
 
 
@@ -196,7 +139,17 @@ def create_app(
         ),
         lifespan=lifespan,
         readiness=readiness,
-        routers=[public.router, internal.router, key_sessions.router],
+        routers=[
+            packages.public,
+            ingest.router,
+            holdings.public,
+            shares.router,
+            packages.internal,
+            maintenance.router,
+            downloads.router,
+            holdings.internal,
+            key_sessions.router,
+        ],
         limits=HttpLimits.from_settings(settings.suite),
         # Uploads stream to the blob store and are bounded by the quota reservation.
         large_bodies=INGEST_PATHS,

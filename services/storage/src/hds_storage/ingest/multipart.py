@@ -19,7 +19,7 @@ from python_multipart import MultipartParser
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import parse_options_header
 
-from hds_common.errors import BadRequest, PayloadTooLarge
+from hds_storage.errors import FieldTooLarge, MalformedMultipart
 
 __all__ = ["MultipartReader", "Part", "multipart_boundary", "single_part"]
 
@@ -33,7 +33,7 @@ def multipart_boundary(content_type: str | None) -> bytes | None:
         return None
     boundary = params.get(b"boundary")
     if not boundary:
-        raise BadRequest("multipart body without boundary", slug="malformed-multipart")
+        raise MalformedMultipart("multipart body without boundary")
     return boundary
 
 
@@ -58,9 +58,8 @@ class Part:
         async for chunk in self.chunks:
             data += chunk
             if len(data) > limit:
-                raise PayloadTooLarge(
+                raise FieldTooLarge(
                     f"form field {self.label!r} exceeds {limit} bytes",
-                    slug="field-too-large",
                     part=self.label,
                 )
         return bytes(data)
@@ -111,7 +110,7 @@ class MultipartReader:
     def _count_header(self, size: int) -> None:
         self._header_bytes += size
         if self._header_bytes > _MAX_HEADER_BYTES:
-            raise BadRequest("multipart part headers too large", slug="malformed-multipart")
+            raise MalformedMultipart("multipart part headers too large")
 
     def _on_header_end(self) -> None:
         line = bytes(self._header_field).decode("latin-1").strip().lower()
@@ -139,9 +138,7 @@ class MultipartReader:
             try:
                 self._parser.write(chunk)
             except MultipartParseError as exc:
-                raise BadRequest(
-                    f"malformed multipart body: {exc}", slug="malformed-multipart"
-                ) from None
+                raise MalformedMultipart(f"malformed multipart body: {exc}") from None
         return self._events.popleft()
 
     async def parts(self) -> AsyncIterator[Part]:
@@ -154,20 +151,19 @@ class MultipartReader:
             event = await self._next_event()
             if event is None:
                 if not self._ended:
-                    raise BadRequest(
+                    raise MalformedMultipart(
                         "multipart body ended before its closing boundary",
-                        slug="malformed-multipart",
                     )
                 return
             kind, payload = event
             if kind != "begin":
-                raise BadRequest("malformed multipart body", slug="malformed-multipart")
+                raise MalformedMultipart("malformed multipart body")
             headers = Message()
             self._header_bytes = 0
             while True:
                 event = await self._next_event()
                 if event is None:
-                    raise BadRequest("multipart part headers truncated", slug="malformed-multipart")
+                    raise MalformedMultipart("multipart part headers truncated")
                 kind, payload = event
                 if kind == "headers":
                     break
@@ -179,9 +175,8 @@ class MultipartReader:
             disposition = headers.get("content-disposition")
             disposition_type, params = parse_options_header(disposition)
             if disposition_type != b"form-data":
-                raise BadRequest(
+                raise MalformedMultipart(
                     f"part {index} lacks Content-Disposition: form-data",
-                    slug="malformed-multipart",
                 )
             field_name = params.get(b"name")
             filename = params.get(b"filename")
@@ -205,9 +200,7 @@ class _PartStream:
         while not self._done:
             event = await self._reader._next_event()
             if event is None:
-                raise BadRequest(
-                    "multipart body truncated inside a part", slug="malformed-multipart"
-                )
+                raise MalformedMultipart("multipart body truncated inside a part")
             kind, payload = event
             if kind == "end":
                 self._done = True

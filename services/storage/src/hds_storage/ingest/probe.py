@@ -1,4 +1,4 @@
-"""Content checks of uploaded files: what a part *is*, never what it is called.
+"""Content checks of uploaded DICOM files: what a part *is*, never what it is called.
 
 DICOM, checked as a receiving archive checks it, in the one pass that stores the file:
 
@@ -19,9 +19,7 @@ DICOM, checked as a receiving archive checks it, in the one pass that stores the
 A file that is not DICOM or does not parse is a 415; a parsed file whose attributes are
 missing or wrong is a 422; both name the DICOM keyword.
 
-PDF: the ``%PDF-`` header at once, then the whole document (at most
-``pdf_limit_bytes``, held in memory, never on disk) must open with a PDF parser and have
-at least one page; the parse runs in a worker thread.
+PDF: :mod:`hds_storage.ingest.pdf_probe`.
 """
 
 from __future__ import annotations
@@ -35,15 +33,21 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hds_common.errors import PayloadTooLarge, UnprocessableContent, UnsupportedMediaType
+from hds_common.errors import UnprocessableContent, UnsupportedMediaType
+from hds_storage.errors import DicomIncomplete, DicomInvalid, UnsupportedContent
+from hds_storage.ingest.dicom_meta import FileMeta, check_meta_ends, read_file_meta
 from hds_storage.ingest.dicom_structure import (
     DatasetWalker,
-    FileMeta,
     NotDicom,
     StructureError,
-    check_meta_ends,
     describe_tag,
-    read_file_meta,
+)
+from hds_storage.ingest.transfer_syntaxes import (
+    ACCEPTED_TRANSFER_SYNTAXES,
+    DEFLATED,
+    EXPLICIT_BIG,
+    IMPLICIT_LITTLE,
+    NATIVE,
 )
 
 if TYPE_CHECKING:
@@ -51,48 +55,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACCEPTED_TRANSFER_SYNTAXES",
-    "PDF_MAGIC",
     "DicomHeader",
     "DicomProbe",
-    "PdfProbe",
     "load_dicom_parser",
     "not_accepted",
 ]
 
-PDF_MAGIC = b"%PDF-"
-
-IMPLICIT_LITTLE = "1.2.840.10008.1.2"
-EXPLICIT_LITTLE = "1.2.840.10008.1.2.1"
-DEFLATED = "1.2.840.10008.1.2.1.99"
-EXPLICIT_BIG = "1.2.840.10008.1.2.2"
-_NATIVE = frozenset({IMPLICIT_LITTLE, EXPLICIT_LITTLE, DEFLATED, EXPLICIT_BIG})
-# Transfer syntaxes an archive stores: the native ones and the compressed ones whose
-# pixel data is a sequence of fragments (JPEG, JPEG-LS, JPEG 2000, RLE, MPEG-2, MPEG-4,
-# HEVC). Others (private ones, references to pixel data elsewhere) are refused.
-ACCEPTED_TRANSFER_SYNTAXES = _NATIVE | frozenset(
-    {
-        "1.2.840.10008.1.2.4.50",  # JPEG Baseline (Process 1)
-        "1.2.840.10008.1.2.4.51",  # JPEG Extended (Process 2 & 4)
-        "1.2.840.10008.1.2.4.57",  # JPEG Lossless (Process 14)
-        "1.2.840.10008.1.2.4.70",  # JPEG Lossless, first-order prediction
-        "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
-        "1.2.840.10008.1.2.4.81",  # JPEG-LS Near-Lossless
-        "1.2.840.10008.1.2.4.90",  # JPEG 2000 (Lossless Only)
-        "1.2.840.10008.1.2.4.91",  # JPEG 2000
-        "1.2.840.10008.1.2.4.92",  # JPEG 2000 Part 2 Multi-component (Lossless Only)
-        "1.2.840.10008.1.2.4.93",  # JPEG 2000 Part 2 Multi-component
-        "1.2.840.10008.1.2.4.100",  # MPEG2 Main Profile / Main Level
-        "1.2.840.10008.1.2.4.101",  # MPEG2 Main Profile / High Level
-        "1.2.840.10008.1.2.4.102",  # MPEG-4 AVC/H.264 High Profile / Level 4.1
-        "1.2.840.10008.1.2.4.103",  # MPEG-4 AVC/H.264 BD-compatible High Profile
-        "1.2.840.10008.1.2.4.104",  # MPEG-4 AVC/H.264 High Profile For 2D Video
-        "1.2.840.10008.1.2.4.105",  # MPEG-4 AVC/H.264 High Profile For 3D Video
-        "1.2.840.10008.1.2.4.106",  # MPEG-4 AVC/H.264 Stereo High Profile
-        "1.2.840.10008.1.2.4.107",  # HEVC/H.265 Main Profile / Level 5.1
-        "1.2.840.10008.1.2.4.108",  # HEVC/H.265 Main 10 Profile / Level 5.1
-        "1.2.840.10008.1.2.5",  # RLE Lossless
-    }
-)
 _UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
 _UID_MAX = 64
 # File meta elements every receiver needs (element numbers in group 0002).
@@ -121,9 +89,8 @@ async def load_dicom_parser() -> None:
 
 
 def not_accepted(label: str, index: int, reason: str) -> UnsupportedMediaType:
-    return UnsupportedMediaType(
+    return UnsupportedContent(
         f"{label!r}: {reason}",
-        slug="unsupported-content",
         part=label,
         part_index=index,
     )
@@ -259,7 +226,7 @@ class DicomProbe:
             implicit=syntax == IMPLICIT_LITTLE,
             little=syntax != EXPLICIT_BIG,
             deflated=deflated,
-            encapsulated=syntax not in _NATIVE,
+            encapsulated=syntax not in NATIVE,
         )
         self._walk(self.buffer[meta.dataset_offset :])
 
@@ -409,71 +376,15 @@ class DicomProbe:
         return not_accepted(self.label, self.index, reason)
 
     def _incomplete(self, reason: str) -> UnprocessableContent:
-        return UnprocessableContent(
+        return DicomIncomplete(
             f"{self.label!r}: {reason}",
-            slug="dicom-incomplete",
             part=self.label,
             part_index=self.index,
         )
 
     def _invalid(self, reason: str) -> UnprocessableContent:
-        return UnprocessableContent(
+        return DicomInvalid(
             f"{self.label!r}: {reason}",
-            slug="dicom-invalid",
             part=self.label,
             part_index=self.index,
         )
-
-
-def _count_pages(data: bytes) -> int:
-    """Pages of the PDF ``data`` (raises if it does not parse as a PDF)."""
-    import logging
-
-    from pypdf import PdfReader
-
-    # The parser logs every irregularity it repairs; the verdict is what counts here.
-    logging.getLogger("pypdf").setLevel(logging.ERROR)
-    reader = PdfReader(io.BytesIO(data), strict=False)
-    return len(reader.pages)
-
-
-class PdfProbe:
-    """Checks one PDF part while it streams: :meth:`feed` each chunk (the header is
-    checked at once, the size bound on every chunk), then :meth:`finish` parses it."""
-
-    def __init__(self, *, label: str, index: int, limit: int) -> None:
-        self.label = label
-        self.index = index
-        self.limit = limit
-        self.buffer = bytearray()
-
-    def feed(self, chunk: bytes) -> None:
-        before = len(self.buffer)
-        self.buffer += chunk
-        if before < len(PDF_MAGIC) and len(self.buffer) >= len(PDF_MAGIC):
-            self._check_magic()
-        if len(self.buffer) > self.limit:
-            raise PayloadTooLarge(
-                f"{self.label!r}: a PDF report may have at most {self.limit} bytes",
-                slug="pdf-too-large",
-                part=self.label,
-                part_index=self.index,
-                limit=self.limit,
-            )
-
-    async def finish(self) -> None:
-        self._check_magic()
-        data = bytes(self.buffer)
-        self.buffer = bytearray()
-        try:
-            pages = await asyncio.to_thread(_count_pages, data)
-        except Exception as exc:  # any parser failure means "not a PDF"
-            raise not_accepted(
-                self.label, self.index, f"not a readable PDF document ({type(exc).__name__}: {exc})"
-            ) from None
-        if pages < 1:
-            raise not_accepted(self.label, self.index, "the PDF document has no page")
-
-    def _check_magic(self) -> None:
-        if not self.buffer.startswith(PDF_MAGIC):
-            raise not_accepted(self.label, self.index, "not a PDF document (no %PDF- header)")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from hds_common.blobstore import BlobStore
 from hds_common.crypto import SEGMENT_SIZE, encrypt_stream
-from hds_storage.collector import blob_key
+from hds_storage.maintenance.collector import blob_key
 
 __all__ = ["Digest", "StoredObject", "hash_only", "store_object"]
 

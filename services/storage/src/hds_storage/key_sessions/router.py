@@ -6,14 +6,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from hds_common.errors import NotFound
-from hds_storage.access import ServiceDep, StateDep, load_package
-from hds_storage.db import SessionDep
+from hds_common.errors import ServiceTokenInvalid, problem_responses
+from hds_storage.deps import CallingServiceDep, RuntimeDep, SessionDep
+from hds_storage.errors import (
+    KeySessionNotFound,
+    PackageNotFound,
+    SealedKeyInvalid,
+    SessionAlreadyExpired,
+    SessionTooLong,
+)
 from hds_storage.key_sessions import service
 from hds_storage.key_sessions.repository import KeySessionRepository
-from hds_storage.keys import MetaCipher
-from hds_storage.repository import StorageRepository
-from hds_storage.schemas import (
+from hds_storage.key_sessions.schemas import (
     SESSION_ID_PATTERN,
     KeySessionLive,
     KeySessionsEnd,
@@ -21,6 +25,8 @@ from hds_storage.schemas import (
     KeySessionStart,
     KeySessionStarted,
 )
+from hds_storage.keys import MetaCipher
+from hds_storage.packages.service import load_package
 
 router = APIRouter(prefix="/internal/v1/key-sessions", tags=["internal"])
 
@@ -31,33 +37,43 @@ SessionId = Annotated[str, Path(pattern=SESSION_ID_PATTERN)]
     "",
     status_code=201,
     summary="Hold an unlocked key for a session; the grant its token carries",
-    responses={400: {"description": "Expiry out of range, or the key is not sealed here"}},
+    responses=problem_responses(
+        ServiceTokenInvalid,
+        SessionAlreadyExpired,
+        SessionTooLong,
+        SealedKeyInvalid,
+        PackageNotFound,
+    ),
 )
 async def start(
-    body: KeySessionStart, _: ServiceDep, state: StateDep, session: SessionDep
+    body: KeySessionStart, _: CallingServiceDep, runtime: RuntimeDep, session: SessionDep
 ) -> KeySessionStarted:
     started, key = await service.start_session(
         KeySessionRepository(session),
-        state.grant_key,
+        runtime.grant_key,
         kind=body.kind,
         subject=body.subject,
         tag=body.tag,
         sealed_key=body.sealed_key,
         expires_at=body.expires_at,
-        max_seconds=state.settings.key_session_max_seconds,
+        max_seconds=runtime.settings.key_session_max_seconds,
     )
     if body.kind == "package":
         # Only a key that opens the package may stand for it.
-        package = await load_package(StorageRepository(session), body.subject)
+        package = await load_package(session, body.subject)
         if not MetaCipher(key, package.id).check(package.id, package.key_check):
-            raise NotFound("no such package", slug="package-not-found")
+            raise PackageNotFound("no such package")
     return KeySessionStarted(
         session_id=started.session_id, grant=started.grant, expires_at=started.expires_at
     )
 
 
-@router.post("/end", summary="End key sessions: logout, reset, revocation, disablement")
-async def end(body: KeySessionsEnd, _: ServiceDep, session: SessionDep) -> KeySessionsEnded:
+@router.post(
+    "/end",
+    summary="End key sessions: logout, reset, revocation, disablement",
+    responses=problem_responses(ServiceTokenInvalid),
+)
+async def end(body: KeySessionsEnd, _: CallingServiceDep, session: SessionDep) -> KeySessionsEnded:
     ended = await service.end_sessions(
         KeySessionRepository(session),
         kind=body.kind,
@@ -71,9 +87,9 @@ async def end(body: KeySessionsEnd, _: ServiceDep, session: SessionDep) -> KeySe
 @router.get(
     "/{session_id}",
     summary="Whether a key session is live (200) or ended (404)",
-    responses={404: {"description": "Ended, expired or never started"}},
+    responses=problem_responses(ServiceTokenInvalid, KeySessionNotFound),
 )
-async def live(session_id: SessionId, _: ServiceDep, session: SessionDep) -> KeySessionLive:
+async def live(session_id: SessionId, _: CallingServiceDep, session: SessionDep) -> KeySessionLive:
     await service.require_live(KeySessionRepository(session), session_id)
     return KeySessionLive(session_id=session_id)
 

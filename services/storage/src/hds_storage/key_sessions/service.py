@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hds_common.crypto import (
     SESSION_SECRET_SIZE,
@@ -32,11 +33,28 @@ from hds_common.crypto import (
     wrap_session_key,
 )
 from hds_common.db import utcnow
-from hds_common.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from hds_storage.errors import (
+    GrantInvalid,
+    GrantMismatch,
+    GrantRequired,
+    KeySessionNotFound,
+    SealedKeyInvalid,
+    SessionAlreadyExpired,
+    SessionEnded,
+    SessionTooLong,
+)
 from hds_storage.key_sessions.repository import KeySessionRepository
 from hds_storage.models import KeySession
+from hds_storage.transactions import workflow_transaction
 
-__all__ = ["StartedSession", "end_sessions", "open_session", "require_live", "start_session"]
+__all__ = [
+    "LocalKeySessions",
+    "StartedSession",
+    "end_sessions",
+    "open_session",
+    "require_live",
+    "start_session",
+]
 
 log = structlog.get_logger("hds.storage.key_sessions")
 
@@ -65,17 +83,13 @@ async def start_session(
     now = now or utcnow()
     remaining = expires_at - now.timestamp()
     if remaining <= 0:
-        raise BadRequest("the session would already have expired", slug="session-expired")
+        raise SessionAlreadyExpired("the session would already have expired")
     if remaining > max_seconds:
-        raise BadRequest(
-            f"a key session lives at most {int(max_seconds)} s", slug="session-too-long"
-        )
+        raise SessionTooLong(f"a key session lives at most {int(max_seconds)} s")
     try:
         key = open_session_key(grant_key, sealed_key, kind=kind, subject=subject)
     except GrantError:
-        raise BadRequest(
-            "the key is not sealed to this service for this subject", slug="sealed-key-invalid"
-        ) from None
+        raise SealedKeyInvalid("the key is not sealed to this service for this subject") from None
     session_id = secrets.token_hex(16)
     secret = os.urandom(SESSION_SECRET_SIZE)
     await repo.add(
@@ -115,29 +129,27 @@ async def open_session(
     401 ``grant-invalid`` when the grant does not open or its session has ended (the
     client must log in or validate its code again); 403 when it is for someone else."""
     if not token:
-        raise Forbidden(
+        raise GrantRequired(
             "this token carries no key grant; log in again to unlock your key",
-            slug="grant-required",
         )
     try:
         grant = open_grant(grant_key, token)
     except GrantError as exc:
-        raise Unauthorized(f"key grant rejected: {exc}", slug="grant-invalid") from None
+        raise GrantInvalid(f"key grant rejected: {exc}") from None
     if grant.kind != kind or grant.subject != subject:
-        raise Forbidden("the key grant is not for this account or package", slug="grant-mismatch")
+        raise GrantMismatch("the key grant is not for this account or package")
     row = await repo.get(grant.session_id)
     now = now or utcnow()
     if row is None or row.expires_at <= now or row.kind != kind or row.subject != subject:
-        raise Unauthorized(
+        raise SessionEnded(
             "the session of this key grant has ended; log in or validate the code again",
-            slug="session-ended",
         )
     try:
         return unwrap_session_key(
             grant.secret, row.wrapped_key, session_id=row.id, kind=kind, subject=subject
         )
     except IntegrityError:
-        raise Unauthorized("key grant rejected", slug="grant-invalid") from None
+        raise GrantInvalid("key grant rejected") from None
 
 
 async def end_sessions(
@@ -155,4 +167,15 @@ async def end_sessions(
 
 async def require_live(repo: KeySessionRepository, session_id: str) -> None:
     if not await repo.is_live(session_id, utcnow()):
-        raise NotFound("no such live key session", slug="session-not-found")
+        raise KeySessionNotFound("no such live key session")
+
+
+class LocalKeySessions:
+    """Liveness of key sessions for this service's own token checks: its own table."""
+
+    def __init__(self, session_maker: async_sessionmaker[AsyncSession]) -> None:
+        self._session_maker = session_maker
+
+    async def is_live(self, session_id: str) -> bool:
+        async with workflow_transaction(self._session_maker) as session:
+            return await KeySessionRepository(session).is_live(session_id, utcnow())

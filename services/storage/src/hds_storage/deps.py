@@ -1,0 +1,120 @@
+"""The request dependencies of the storage service.
+
+Account routes verify the account token (JWKS of the identity service) and open the
+token's user grant with the storage service's private key: the grant names a key session
+of this service and carries its secret, which unwraps the account's X25519 private key
+held there, which opens the account's key slots (:mod:`hds_storage.keyring`). Internal
+routes take the service token; where they need a package key the caller passes a package
+grant (a package key session's grant) in ``X-HDS-Grant``. An ended session opens nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from hds_common.db import SessionDep
+from hds_common.deps import CallingServiceDep, bearer_claims
+from hds_common.tokens import ACCOUNT_AUDIENCE, TokenClaims
+from hds_storage.downloads.service import PackageDownloads
+from hds_storage.errors import RoleRequired
+from hds_storage.holdings.service import HoldingsService
+from hds_storage.keyring import AccountPrincipal, KeyHolder, open_user_key
+from hds_storage.packages.service import PackageService
+from hds_storage.runtime import Runtime
+from hds_storage.schemas import ID_MAX_LENGTH, ID_PATTERN
+
+__all__ = [
+    "GRANT_HEADER",
+    "CallingServiceDep",
+    "ClaimsDep",
+    "DownloadsDep",
+    "GrantDep",
+    "HoldingsDep",
+    "InstitutionDep",
+    "KeyHolderDep",
+    "PackagesDep",
+    "PathId",
+    "PrincipalDep",
+    "RuntimeDep",
+    "SessionDep",
+]
+
+GRANT_HEADER = "X-HDS-Grant"
+
+# The id of a package, item, object or account in a route's path.
+PathId = Annotated[str, Path(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
+
+# A package grant (internal routes) or the publishing institution's user grant (key export).
+GrantDep = Annotated[str | None, Header(alias=GRANT_HEADER)]
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+_account_token = HTTPBearer(
+    auto_error=False, description="Account token (JWT) of the identity service"
+)
+_account_claims = bearer_claims(audience=ACCOUNT_AUDIENCE, scheme=_account_token)
+# hds_common.deps is written under PEP 563: the annotation of the dependency's
+# ``credentials`` is the string "Annotated[..., Security(scheme)]", which FastAPI cannot
+# evaluate (``scheme`` is a closure variable). Give it the evaluated annotation; harmless
+# once hds_common evaluates it itself.
+_account_claims.__annotations__["credentials"] = Annotated[
+    HTTPAuthorizationCredentials | None, Security(_account_token)
+]
+ClaimsDep = Annotated[TokenClaims, Depends(_account_claims)]
+
+
+async def account_principal(claims: ClaimsDep) -> AccountPrincipal:
+    return AccountPrincipal(account_id=claims.sub, roles=tuple(claims.roles), grant=claims.grant)
+
+
+PrincipalDep = Annotated[AccountPrincipal, Depends(account_principal)]
+
+
+async def key_holder(principal: PrincipalDep, runtime: RuntimeDep) -> KeyHolder:
+    key = await open_user_key(runtime, principal.grant, account_id=principal.account_id)
+    return KeyHolder(principal.account_id, principal.roles, key)
+
+
+KeyHolderDep = Annotated[KeyHolder, Depends(key_holder)]
+
+
+async def institution(holder: KeyHolderDep) -> KeyHolder:
+    if "institution" not in holder.roles:
+        raise RoleRequired("only institutions publish packages")
+    return holder
+
+
+InstitutionDep = Annotated[KeyHolder, Depends(institution)]
+
+
+# -- a feature's service on the request session (one transaction per request) ----------
+
+
+def package_downloads(runtime: RuntimeDep, session: SessionDep) -> PackageDownloads:
+    return PackageDownloads(runtime, session)
+
+
+DownloadsDep = Annotated[PackageDownloads, Depends(package_downloads)]
+
+
+def holdings_service(runtime: RuntimeDep, session: SessionDep) -> HoldingsService:
+    return HoldingsService(runtime, session)
+
+
+HoldingsDep = Annotated[HoldingsService, Depends(holdings_service)]
+
+
+def package_service(runtime: RuntimeDep, session: SessionDep) -> PackageService:
+    return PackageService(runtime, session)
+
+
+PackagesDep = Annotated[PackageService, Depends(package_service)]
