@@ -44,14 +44,14 @@ from pydicom.uid import generate_uid
 
 from hds_client.api import SuiteClient
 from hds_common.crypto import (
-    Grant,
     b64e,
     generate_private_key,
     load_or_create_private_key,
     private_key_to_bytes,
     public_key_to_bytes,
-    seal_grant,
+    seal_session_key,
 )
+from hds_common.service_auth import SERVICE_TOKEN_HEADER, mint_service_token
 from hds_common.testing.dicom import make_dicom, make_dicom_header
 from hds_common.testing.ports import free_port
 from hds_common.testing.tokens import TestIssuer
@@ -141,11 +141,31 @@ class Identity:
                 "deletion_mode": "manual",
             }
 
-    def token(self, storage_key: bytes) -> str:
-        grant = seal_grant(
-            storage_key, Grant("user", self.account_id, self.private_key, int(time.time()) + 3600)
+    async def token(self, storage: httpx.AsyncClient, storage_key: bytes) -> str:
+        """An account token as the identity service mints it at login: the private key
+        handed to storage as a key session, the token carrying that session's grant."""
+        expires_at = int(time.time()) + 3600
+        started = await storage.post(
+            "/internal/v1/key-sessions",
+            headers={SERVICE_TOKEN_HEADER: mint_service_token(SECRET, "auth")},
+            json={
+                "kind": "user",
+                "subject": self.account_id,
+                "sealed_key": seal_session_key(
+                    storage_key, self.private_key, kind="user", subject=self.account_id
+                ),
+                "expires_at": expires_at,
+            },
         )
-        return self.issuer.mint(self.account_id, roles=["institution"], grant=grant, ttl=3600)
+        started.raise_for_status()
+        session = started.json()
+        return self.issuer.mint(
+            self.account_id,
+            roles=["institution"],
+            grant=session["grant"],
+            ksid=session["session_id"],
+            ttl=3600,
+        )
 
 
 @contextlib.asynccontextmanager
@@ -363,7 +383,7 @@ async def main() -> None:
         base_url = f"http://127.0.0.1:{port}"
         await wait_ready(base_url, proc, log)
         client = await stack.enter_async_context(httpx.AsyncClient(base_url=base_url, timeout=600))
-        token = identity.token(storage_key)
+        token = await identity.token(client, storage_key)
         headers = {"Authorization": f"Bearer {token}"}
         api = SuiteClient(http=client, token=token)
 

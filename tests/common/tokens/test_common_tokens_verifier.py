@@ -189,7 +189,7 @@ async def test_an_unreachable_session_source_fails_closed(issuer: TestIssuer) ->
         )
         with pytest.raises(BadGateway) as raised:
             await verifier.verify(issuer.mint("acc-1", ksid=SESSION), audience=ACCOUNT_AUDIENCE)
-    assert raised.value.instance_slug == "storage-unavailable"
+    assert raised.value.slug == "storage-unavailable"
 
 
 @pytest.mark.parametrize("ksid", ["", "../../internal", "A" * 32, "ab" * 40])

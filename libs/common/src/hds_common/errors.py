@@ -118,22 +118,18 @@ class ProblemError(Exception):
         self,
         detail: str | None = None,
         *,
-        slug: str | None = None,
-        title: str | None = None,
         headers: Mapping[str, str] | None = None,
         **extensions: Any,
     ) -> None:
         super().__init__(detail or self.title)
         self.detail = detail
-        self.instance_slug = slug or self.slug
-        self.instance_title = title or self.title
         self.headers = dict(headers or {})
         self.extensions = extensions
 
     def to_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "type": problem_type(self.instance_slug),
-            "title": self.instance_title,
+            "type": problem_type(self.slug),
+            "title": self.title,
             "status": self.status,
         }
         if self.detail:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Path, Request, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Header, Path, Request
+from fastapi.security import HTTPBearer
 
 from hds_common.db import SessionDep
 from hds_common.deps import CallingServiceDep, bearer_claims
@@ -62,13 +62,6 @@ _account_token = HTTPBearer(
     auto_error=False, description="Account token (JWT) of the identity service"
 )
 _account_claims = bearer_claims(audience=ACCOUNT_AUDIENCE, scheme=_account_token)
-# hds_common.deps is written under PEP 563: the annotation of the dependency's
-# ``credentials`` is the string "Annotated[..., Security(scheme)]", which FastAPI cannot
-# evaluate (``scheme`` is a closure variable). Give it the evaluated annotation; harmless
-# once hds_common evaluates it itself.
-_account_claims.__annotations__["credentials"] = Annotated[
-    HTTPAuthorizationCredentials | None, Security(_account_token)
-]
 ClaimsDep = Annotated[TokenClaims, Depends(_account_claims)]
 
 
