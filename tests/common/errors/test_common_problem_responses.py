@@ -88,3 +88,23 @@ def test_a_route_documents_them_in_its_openapi_document() -> None:
     for status, slug in (("404", "item-gone"), ("409", "item-exists")):
         assert list(answers[status]["content"]) == [PROBLEM_CONTENT_TYPE]
         assert list(answers[status]["content"][PROBLEM_CONTENT_TYPE]["examples"]) == [slug]
+
+
+class ItemLocked(Conflict, slug="item-locked", title="Item locked"):
+    """Named in its class statement."""
+
+
+class ItemMoved(NotFound, slug="item-moved"):
+    pass
+
+
+def test_a_problem_class_named_in_its_class_statement_answers_its_slug_and_title() -> None:
+    assert ItemLocked("held by another upload").to_body() == {
+        "type": "urn:hds:problem:item-locked",
+        "title": "Item locked",
+        "status": 409,
+        "detail": "held by another upload",
+    }
+    # The title stays the base's where the class names none, and the bases keep theirs.
+    assert ItemMoved().to_body()["title"] == "Not found"
+    assert (Conflict.slug, NotFound.slug) == ("conflict", "not-found")

@@ -114,6 +114,17 @@ class ProblemError(Exception):
     slug: ClassVar[str] = "internal-error"
     title: ClassVar[str] = "Internal server error"
 
+    def __init_subclass__(
+        cls, *, slug: str | None = None, title: str | None = None, **kwargs: Any
+    ) -> None:
+        """``class EmailTaken(Conflict, slug="email-taken", title="..."):`` names a problem
+        type in one line; a class body may set ``slug`` and ``title`` as well."""
+        super().__init_subclass__(**kwargs)
+        if slug is not None:
+            cls.slug = slug
+        if title is not None:
+            cls.title = title
+
     def __init__(
         self,
         detail: str | None = None,
