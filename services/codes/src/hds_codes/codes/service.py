@@ -25,7 +25,7 @@ from hds_codes.errors import (
     CodeRevoked,
     ValidityOutOfRange,
 )
-from hds_codes.models import AccessCode, CodeState
+from hds_codes.models import AccessCode, CodeState, slot_columns
 from hds_codes.runtime import Runtime
 from hds_codes.slots import slot_aad, slot_secret
 from hds_codes.values import (
@@ -149,15 +149,9 @@ async def issue_code(
         institution_id=institution_id,
         package_id=package_id,
         lookup_hash=lookup_hash,
-        kdf_salt=salt,
-        kdf_time_cost=params.time_cost,
-        kdf_memory_kib=params.memory_cost_kib,
-        kdf_parallelism=params.parallelism,
-        wrapped_key=wrapped,
+        **slot_columns(salt, params, wrapped),
         validity_days=days,
         expires_at=now + dt.timedelta(days=days),
-        failed_attempts=0,
-        lock_count=0,
         created_at=now,
         updated_at=now,
     )
