@@ -108,18 +108,7 @@ async def issue_code(
     session: SessionDep,
     runtime: RuntimeDep,
 ) -> CodeIssued:
-    if not institution.grant:
-        raise GrantRequired("the token carries no key grant")
-    birth_date = service.require_birth_date(body.birth_date, today=runtime.now().date())
-    issued = await service.issue_code(
-        session,
-        runtime,
-        institution_id=institution.sub,
-        user_grant=institution.grant,
-        package_id=body.package_id,
-        birth_date=birth_date,
-        validity_days=body.validity_days,
-    )
+    issued = await service.issue_code(session, runtime, institution=institution, request=body)
     row, code = issued.row, issued.code
     return _of_row(
         CodeIssued,
