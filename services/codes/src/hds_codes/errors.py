@@ -6,8 +6,6 @@ base. Routes raise them and list them in ``problem_responses`` for the OpenAPI d
 
 from __future__ import annotations
 
-from typing import Any
-
 from hds_common.errors import (
     BadGateway,
     Conflict,
@@ -34,85 +32,63 @@ __all__ = [
 ]
 
 
-class InstitutionOnly(Forbidden):
-    slug = "institution-only"
+class InstitutionOnly(Forbidden, slug="institution-only"):
+    pass
 
 
-class GrantRequired(Unauthorized):
+class GrantRequired(Unauthorized, slug="grant-required"):
     """An account token without the key grant that issuing a code needs."""
 
-    slug = "grant-required"
+
+class BirthDateInvalid(UnprocessableContent, slug="invalid-birth-date"):
+    pass
 
 
-class BirthDateInvalid(UnprocessableContent):
-    slug = "invalid-birth-date"
+class CodeFormatInvalid(UnprocessableContent, slug="invalid-code-format"):
+    pass
 
 
-class CodeFormatInvalid(UnprocessableContent):
-    slug = "invalid-code-format"
-
-
-class DateOutOfRange(UnprocessableContent):
+class DateOutOfRange(UnprocessableContent, slug="invalid-date"):
     """A search date that has no UTC equivalent (e.g. in the year 10000 in UTC)."""
 
-    slug = "invalid-date"
+
+class ValidityOutOfRange(UnprocessableContent, slug="validity-out-of-range"):
+    pass
 
 
-class ValidityOutOfRange(UnprocessableContent):
-    slug = "validity-out-of-range"
-
-
-class CodeNotFound(NotFound):
+class CodeNotFound(NotFound, slug="code-not-found"):
     """Also the answer for another institution's code."""
 
-    slug = "code-not-found"
+
+class CodeRevoked(Conflict, slug="code-revoked"):
+    pass
 
 
-class CodeRevoked(Conflict):
-    slug = "code-revoked"
+class InvalidCode(Unauthorized, slug="invalid-code", title="Access code not accepted"):
+    """One answer for wrong, unknown, revoked and locked codes; the client is asked for an
+    access code, not a bearer token."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The access code or the birth date is not correct.",
+            headers={"WWW-Authenticate": 'HDS-Access-Code realm="hds"'},
+        )
 
 
-class InvalidCode(Unauthorized):
-    """One answer for wrong, unknown, revoked and locked codes."""
-
-    slug = "invalid-code"
-    title = "Access code not accepted"
-
-    def __init__(
-        self, detail: str = "The access code or the birth date is not correct.", **kwargs: Any
-    ) -> None:
-        headers = dict(kwargs.pop("headers", None) or {})
-        headers.setdefault("WWW-Authenticate", 'HDS-Access-Code realm="hds"')
-        super().__init__(detail, headers=headers, **kwargs)
-
-
-class CodeExpired(Forbidden):
+class CodeExpired(Forbidden, slug="code-expired", title="Access code expired"):
     """The answers were right, but the code has expired."""
 
-    slug = "code-expired"
-    title = "Access code expired"
-
-    def __init__(
-        self,
-        detail: str = "The access code has expired; the issuing institution can reactivate it.",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(detail, **kwargs)
+    def __init__(self) -> None:
+        super().__init__("The access code has expired; the issuing institution can reactivate it.")
 
 
-class AccountUnknown(Unauthorized):
+class AccountUnknown(Unauthorized, slug="account-unknown"):
     """The token's account no longer exists at the identity service."""
 
-    slug = "account-unknown"
 
-
-class PackageNotFound(NotFound):
+class PackageNotFound(NotFound, slug="package-not-found"):
     """Also the answer for another institution's package."""
 
-    slug = "package-not-found"
 
-
-class UpstreamError(BadGateway):
+class UpstreamError(BadGateway, slug="upstream-error"):
     """A neighbour failed, could not be reached, or answered a status no caller acts on."""
-
-    slug = "upstream-error"

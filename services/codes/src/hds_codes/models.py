@@ -8,11 +8,12 @@ date, salt)). Without the code and the birth date the slot reveals nothing.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import Index, Integer, LargeBinary, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from hds_common.crypto import Argon2Params
 from hds_common.db import NAMING_CONVENTION, UtcDateTime, utcnow
 
 # The state of a code, derived from its row and the time (not stored).
@@ -56,6 +57,17 @@ class AccessCode(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(
         UtcDateTime, nullable=False, default=utcnow, onupdate=utcnow
     )
+
+
+def slot_columns(salt: bytes, params: Argon2Params, wrapped_key: bytes) -> dict[str, Any]:
+    """The columns of a code key slot: of a new code's row and of a re-made slot alike."""
+    return {
+        "kdf_salt": salt,
+        "kdf_time_cost": params.time_cost,
+        "kdf_memory_kib": params.memory_cost_kib,
+        "kdf_parallelism": params.parallelism,
+        "wrapped_key": wrapped_key,
+    }
 
 
 class ClientThrottle(Base):

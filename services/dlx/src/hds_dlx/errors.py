@@ -53,19 +53,16 @@ class ComeBackLater(Exception):
         self.reason = reason
 
 
-class RangeNotSatisfiable(ProblemError):
+class RangeNotSatisfiable(
+    ProblemError, slug="range-not-satisfiable", title="Range not satisfiable"
+):
     status = 416
-    slug = "range-not-satisfiable"
-    title = "Range not satisfiable"
 
 
-class PackageEmpty(NotFound):
+class PackageEmpty(NotFound, slug="package-empty", title="Nothing to download"):
     """``downloadall`` of a code whose package holds nothing (any more). Not in the DLX
     contract, which knows no such state; a 404 that says so beats a 400 about an id the
     request does not have."""
-
-    slug = "package-empty"
-    title = "Nothing to download"
 
     def __init__(self) -> None:
         super().__init__(
@@ -74,35 +71,27 @@ class PackageEmpty(NotFound):
         )
 
 
-class TfaFailed(Unauthorized):
+class TfaFailed(Unauthorized, slug="tfa-failed"):
     """One answer for unknown codes, wrong answers and locked codes alike."""
-
-    slug = "tfa-failed"
 
     def __init__(self, detail: str = "Authentication failed.", **kwargs: Any) -> None:
         super().__init__(detail, **kwargs)
 
 
-class DlxSessionInvalid(Unauthorized):
+class DlxSessionInvalid(Unauthorized, slug="dlx-session-invalid"):
     """The token was valid, but its package is gone or no longer opens with its grant."""
-
-    slug = "dlx-session-invalid"
 
     def __init__(self) -> None:
         super().__init__("The access is no longer valid; use /token and /tokentfa again.")
 
 
-class CodeExpired(Forbidden):
-    slug = "code-expired"
-
+class CodeExpired(Forbidden, slug="code-expired"):
     def __init__(self) -> None:
         super().__init__("The access code has expired; ask the institution to reactivate it.")
 
 
-class UnknownDataItem(BadRequest):
+class UnknownDataItem(BadRequest, slug="unknown-data-item"):
     """The same answer whether the id does not exist or belongs to another code."""
-
-    slug = "unknown-data-item"
 
     def __init__(self) -> None:
         super().__init__("Study or report for the given ID is unknown.")
@@ -117,19 +106,16 @@ class NeighbourUnavailable(BadGateway):
         super().__init__(f"The {self.service} service could not {what}.")
 
 
-class CodesUnavailable(NeighbourUnavailable):
+class CodesUnavailable(NeighbourUnavailable, slug="codes-unavailable"):
     service = "codes"
-    slug = "codes-unavailable"
 
 
-class AuthUnavailable(NeighbourUnavailable):
+class AuthUnavailable(NeighbourUnavailable, slug="auth-unavailable"):
     service = "auth"
-    slug = "auth-unavailable"
 
 
-class StorageUnavailable(NeighbourUnavailable):
+class StorageUnavailable(NeighbourUnavailable, slug="storage-unavailable"):
     service = "storage"
-    slug = "storage-unavailable"
 
 
 def comeback_later_response(seconds: int) -> JSONResponse:

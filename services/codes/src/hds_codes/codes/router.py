@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
+from pydantic import BaseModel
 
 from hds_codes.codes import service
 from hds_codes.codes.printables import carrier_sheet_pdf, qr_png, qr_svg
@@ -55,22 +56,23 @@ CodeQuery = Annotated[
 ]
 
 
+_Answer = TypeVar("_Answer", bound=BaseModel)
+
+# The printables of a new code: the CodeIssued field and the file name of its route.
+_PRINTABLES = {"qr_svg": "qr.svg", "qr_png": "qr.png", "sheet_pdf": "sheet.pdf"}
+
+
+def _of_row(schema: type[_Answer], row: AccessCode, **computed: Any) -> _Answer:
+    """``schema`` of ``row``: the ``computed`` fields as given, every other field the row's
+    column of that name."""
+    stored = {name: getattr(row, name) for name in schema.model_fields if name not in computed}
+    return schema.model_validate({**stored, **computed})
+
+
 def _public(row: AccessCode, runtime: Runtime) -> CodePublic:
     now = runtime.now()
     locked = row.locked_until if row.locked_until is not None and row.locked_until > now else None
-    return CodePublic(
-        id=row.id,
-        package_id=row.package_id,
-        state=service.code_state(row, now),
-        validity_days=row.validity_days,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        revoked_at=row.revoked_at,
-        reactivated_at=row.reactivated_at,
-        last_validated_at=row.last_validated_at,
-        locked_until=locked,
-        failed_attempts=row.failed_attempts,
-    )
+    return _of_row(CodePublic, row, state=service.code_state(row, now), locked_until=locked)
 
 
 def _utc(value: dt.datetime | None, name: str) -> dt.datetime | None:
@@ -106,29 +108,17 @@ async def issue_code(
     session: SessionDep,
     runtime: RuntimeDep,
 ) -> CodeIssued:
-    if not institution.grant:
-        raise GrantRequired("the token carries no key grant")
-    birth_date = service.require_birth_date(body.birth_date, today=runtime.now().date())
-    issued = await service.issue_code(
-        session,
-        runtime,
-        institution_id=institution.sub,
-        user_grant=institution.grant,
-        package_id=body.package_id,
-        birth_date=birth_date,
-        validity_days=body.validity_days,
-    )
+    issued = await service.issue_code(session, runtime, institution=institution, request=body)
     row, code = issued.row, issued.code
-    return CodeIssued(
-        id=row.id,
-        package_id=row.package_id,
+    return _of_row(
+        CodeIssued,
+        row,
         code=format_code(code),
         link=service.portal_link(runtime, code),
-        expires_at=row.expires_at,
-        validity_days=row.validity_days,
-        qr_svg=service.artifact_link(runtime, row.id, "qr.svg", code),
-        qr_png=service.artifact_link(runtime, row.id, "qr.png", code),
-        sheet_pdf=service.artifact_link(runtime, row.id, "sheet.pdf", code),
+        **{
+            field: service.artifact_link(runtime, row.id, file_name, code)
+            for field, file_name in _PRINTABLES.items()
+        },
     )
 
 

@@ -18,14 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hds_codes.codes import repository
 from hds_codes.codes.repository import CodeFilter
+from hds_codes.codes.schemas import CodeCreate
 from hds_codes.errors import (
     BirthDateInvalid,
     CodeFormatInvalid,
     CodeNotFound,
     CodeRevoked,
+    GrantRequired,
     ValidityOutOfRange,
 )
-from hds_codes.models import AccessCode, CodeState
+from hds_codes.models import AccessCode, CodeState, slot_columns
 from hds_codes.runtime import Runtime
 from hds_codes.slots import slot_aad, slot_secret
 from hds_codes.values import (
@@ -38,6 +40,7 @@ from hds_codes.values import (
 )
 from hds_common.crypto import generate_salt
 from hds_common.errors import ProblemError, ServiceUnavailable
+from hds_common.tokens import TokenClaims
 
 __all__ = [
     "IssuedCode",
@@ -117,18 +120,15 @@ async def _validity_days(runtime: Runtime, institution_id: str, requested: int |
 
 
 async def issue_code(
-    session: AsyncSession,
-    runtime: Runtime,
-    *,
-    institution_id: str,
-    user_grant: str,
-    package_id: str,
-    birth_date: dt.date,
-    validity_days: int | None,
+    session: AsyncSession, runtime: Runtime, *, institution: TokenClaims, request: CodeCreate
 ) -> IssuedCode:
     """Create a code key slot for the package under a fresh code."""
-    days = await _validity_days(runtime, institution_id, validity_days)
-    package_key = await runtime.storage.package_key(package_id, user_grant=user_grant)
+    if not institution.grant:
+        raise GrantRequired("the token carries no key grant")
+    birth_date = require_birth_date(request.birth_date, today=runtime.now().date())
+    institution_id, package_id = institution.sub, request.package_id
+    days = await _validity_days(runtime, institution_id, request.validity_days)
+    package_key = await runtime.storage.package_key(package_id, user_grant=institution.grant)
     code_id = str(uuid.uuid4())
     params = runtime.settings.argon2
     for _ in range(_GENERATION_ATTEMPTS):
@@ -149,15 +149,9 @@ async def issue_code(
         institution_id=institution_id,
         package_id=package_id,
         lookup_hash=lookup_hash,
-        kdf_salt=salt,
-        kdf_time_cost=params.time_cost,
-        kdf_memory_kib=params.memory_cost_kib,
-        kdf_parallelism=params.parallelism,
-        wrapped_key=wrapped,
+        **slot_columns(salt, params, wrapped),
         validity_days=days,
         expires_at=now + dt.timedelta(days=days),
-        failed_attempts=0,
-        lock_count=0,
         created_at=now,
         updated_at=now,
     )

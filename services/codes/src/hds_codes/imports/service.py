@@ -20,10 +20,6 @@ async def import_code(
     added = await runtime.storage.add_slot(
         validated.package_id, account_id=account_id, package_key=validated.package_key
     )
-    return ImportResult(
-        package_id=validated.package_id,
-        code_id=validated.code_id,
-        studies=added.studies,
-        documents=added.documents,
-        bytes=added.bytes,
-    )
+    # What storage counted of the package; the ids are the validated code's.
+    counts = added.model_dump(include={"studies", "documents", "bytes"})
+    return ImportResult(package_id=validated.package_id, code_id=validated.code_id, **counts)

@@ -14,7 +14,7 @@ from sqlalchemy import case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hds_codes.models import AccessCode, ClientThrottle
+from hds_codes.models import AccessCode, ClientThrottle, slot_columns
 from hds_common.crypto import Argon2Params
 
 
@@ -96,13 +96,7 @@ async def replace_slot(
     replaced = await session.scalar(
         update(AccessCode)
         .where(AccessCode.id == code_id, AccessCode.kdf_salt == seen_salt)
-        .values(
-            kdf_salt=salt,
-            kdf_time_cost=params.time_cost,
-            kdf_memory_kib=params.memory_cost_kib,
-            kdf_parallelism=params.parallelism,
-            wrapped_key=wrapped_key,
-        )
+        .values(**slot_columns(salt, params, wrapped_key))
         .returning(AccessCode.id)
         .execution_options(synchronize_session=False)
     )

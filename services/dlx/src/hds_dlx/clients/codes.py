@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import structlog
-from pydantic import ValidationError
 
 from hds_dlx.clients.neighbour import NeighbourClient
 from hds_dlx.clients.schemas import CodeValidation
@@ -30,10 +29,7 @@ class CodesClient(NeighbourClient):
             json={"code": code, "birth_date": birth_date.isoformat(), "client": client},
         )
         if response.status_code == 200:
-            try:
-                return CodeValidation.model_validate_json(response.content)
-            except ValidationError:
-                raise CodesUnavailable(_WHAT) from None
+            return self._parsed(CodeValidation.model_validate_json, response, _WHAT)
         if response.status_code == 403:
             raise CodeExpired()
         if 400 <= response.status_code < 500:

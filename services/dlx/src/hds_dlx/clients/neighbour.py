@@ -3,16 +3,20 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 import structlog
+from pydantic import ValidationError
 
 from hds_dlx.errors import NeighbourUnavailable
 
 __all__ = ["NeighbourClient"]
 
 log = structlog.get_logger("hds.dlx.upstream")
+
+_Body = TypeVar("_Body")
 
 
 class NeighbourClient:
@@ -30,4 +34,14 @@ class NeighbourClient:
             log.warning(
                 f"{self.unavailable.service}_unreachable", error=f"{type(exc).__name__}: {exc}"
             )
+            raise self.unavailable(what) from None
+
+    def _parsed(
+        self, parse: Callable[[bytes], _Body], response: httpx.Response, what: str
+    ) -> _Body:
+        """``parse`` of the answer's body; a body that does not parse is the neighbour
+        failing to do ``what`` it was asked."""
+        try:
+            return parse(response.content)
+        except ValidationError:
             raise self.unavailable(what) from None

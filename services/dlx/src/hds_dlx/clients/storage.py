@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import httpx
 import structlog
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from hds_common.errors import BadGateway
 from hds_dlx.clients.bulk import BulkClient, UpstreamBody
@@ -93,10 +93,9 @@ class StorageClient(NeighbourClient):
     async def status(self, session: DlxSession) -> PackageStatus:
         response = await self._get(self._package_path(session, "status"))
         if response.status_code == 200:
-            try:
-                return PackageStatus.model_validate_json(response.content)
-            except ValidationError:
-                raise StorageUnavailable("report the package status") from None
+            return self._parsed(
+                PackageStatus.model_validate_json, response, "report the package status"
+            )
         if response.status_code == 404:
             raise DlxSessionInvalid()  # the package was deleted after the token was issued
         log.warning("storage_status_failed", status=response.status_code)
@@ -123,10 +122,7 @@ class StorageClient(NeighbourClient):
     async def items(self, session: DlxSession) -> list[StorageItem]:
         response = await self._get(self._package_path(session, "items"), grant=session.grant)
         if response.status_code == 200:
-            try:
-                return _items_adapter.validate_json(response.content)
-            except ValidationError:
-                raise StorageUnavailable("list the package") from None
+            return self._parsed(_items_adapter.validate_json, response, "list the package")
         if response.status_code == 409:
             raise await self._incomplete(session, response.headers.get("Retry-After"))
         if response.status_code in (401, 403, 404):
