@@ -10,7 +10,7 @@ import os
 import uuid
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiosmtplib
 import structlog
@@ -65,36 +65,25 @@ def build_message(*, sender: str, to: str, subject: str, text: str) -> EmailMess
 
 
 class SmtpMailer:
-    def __init__(
-        self,
-        *,
-        host: str,
-        port: int,
-        username: str,
-        password: str,
-        start_tls: bool | None,
-        timeout: float,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.username = username or None
-        self.password = password or None
-        self.start_tls = start_tls
-        self.timeout = timeout
+    """Hands each mail to the configured SMTP server (a connection per mail)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.server = f"{settings.smtp_host}:{settings.smtp_port}"
+        # aiosmtplib.send's connection arguments, built once from the settings.
+        self._connection: dict[str, Any] = {
+            "hostname": settings.smtp_host,
+            "port": settings.smtp_port,
+            "username": settings.smtp_username or None,
+            "password": settings.smtp_password.get_secret_value() or None,
+            "start_tls": settings.smtp_starttls,
+            "timeout": settings.smtp_timeout_seconds,
+        }
 
     async def send(self, message: EmailMessage) -> None:
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=self.host,
-                port=self.port,
-                username=self.username,
-                password=self.password,
-                start_tls=self.start_tls,
-                timeout=self.timeout,
-            )
+            await aiosmtplib.send(message, **self._connection)
         except (aiosmtplib.SMTPException, OSError) as exc:
-            raise MailError(f"SMTP delivery to {self.host}:{self.port} failed: {exc}") from exc
+            raise MailError(f"SMTP delivery to {self.server} failed: {exc}") from exc
 
 
 class OutboxMailer:
@@ -121,12 +110,5 @@ class OutboxMailer:
 
 def mailer_from(settings: Settings) -> Mailer:
     if settings.smtp_host:
-        return SmtpMailer(
-            host=settings.smtp_host,
-            port=settings.smtp_port,
-            username=settings.smtp_username,
-            password=settings.smtp_password.get_secret_value(),
-            start_tls=settings.smtp_starttls,
-            timeout=settings.smtp_timeout_seconds,
-        )
+        return SmtpMailer(settings)
     return OutboxMailer(settings.outbox_dir)
