@@ -88,7 +88,6 @@ async def reset_password(
         password=new_password,
         recovery_code=new_code,
         hashing=runtime.hashing,
-        params=settings.argon2,
     )
     account.updated_at = now
     await sessions.revoke_account_sessions(session, account.id, now)

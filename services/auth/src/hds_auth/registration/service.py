@@ -97,7 +97,6 @@ async def create_account(
         password=password,
         recovery_code=recovery_code,
         hashing=runtime.hashing,
-        params=settings.argon2,
     )
     session.add(account)
     try:
