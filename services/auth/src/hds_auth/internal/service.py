@@ -16,6 +16,7 @@ from hds_auth.mail import Mailer, MailError, build_message
 from hds_auth.models import Account
 from hds_auth.signing.issuer import TokenIssuer
 from hds_common.crypto import b64e
+from hds_common.row_views import view_of
 
 log = structlog.get_logger("hds.auth")
 
@@ -35,20 +36,13 @@ def dlx_token(settings: Settings, issuer: TokenIssuer, request: DlxTokenRequest)
 
 
 def internal_view(settings: Settings, account: Account) -> InternalAccount:
-    return InternalAccount.model_validate(
-        {
-            "id": account.id,
-            "email": account.email,
-            "role": account.role,
-            "public_key": b64e(account.public_key),
-            "quota_bytes": quota_bytes(settings, account),
-            "deletion_mode": account.deletion_mode,
-            "active": account.activated_at is not None and not account.disabled,
-            "notifications": account.notifications,
-            "accept_shares": account.accept_shares,
-            "name": account.name,
-            "default_code_validity_days": code_validity_days(settings, account),
-        }
+    return view_of(
+        InternalAccount,
+        account,
+        public_key=b64e(account.public_key),
+        quota_bytes=quota_bytes(settings, account),
+        active=account.activated_at is not None and not account.disabled,
+        default_code_validity_days=code_validity_days(settings, account),
     )
 
 
