@@ -36,16 +36,19 @@ class MailError(Exception):
 
 
 class Mailer(Protocol):
+    # The service's address (HDS_AUTH_MAIL_FROM), the From of every mail it sends.
+    sender: str
+
     async def send(self, message: EmailMessage) -> None: ...
 
 
 async def send_or_log(
-    mailer: Mailer, *, sender: str, to: str, subject: str, text: str, event: str, **context: str
+    mailer: Mailer, *, to: str, subject: str, text: str, event: str, **context: str
 ) -> bool:
     """Send a mail whose failure must not fail the request: logged as ``event`` (with
     ``context``, never the address), and False."""
     try:
-        await mailer.send(build_message(sender=sender, to=to, subject=subject, text=text))
+        await mailer.send(build_message(sender=mailer.sender, to=to, subject=subject, text=text))
     except MailError as exc:
         log.error(event, error=str(exc), **context)
         return False
@@ -68,6 +71,7 @@ class SmtpMailer:
     """Hands each mail to the configured SMTP server (a connection per mail)."""
 
     def __init__(self, settings: Settings) -> None:
+        self.sender = settings.mail_from
         self.server = f"{settings.smtp_host}:{settings.smtp_port}"
         # aiosmtplib.send's connection arguments, built once from the settings.
         self._connection: dict[str, Any] = {
@@ -87,8 +91,9 @@ class SmtpMailer:
 
 
 class OutboxMailer:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, sender: str) -> None:
         self.directory = Path(directory)
+        self.sender = sender
 
     async def send(self, message: EmailMessage) -> None:
         try:
@@ -111,4 +116,4 @@ class OutboxMailer:
 def mailer_from(settings: Settings) -> Mailer:
     if settings.smtp_host:
         return SmtpMailer(settings)
-    return OutboxMailer(settings.outbox_dir)
+    return OutboxMailer(settings.outbox_dir, sender=settings.mail_from)

@@ -50,7 +50,6 @@ async def notify(
     session: AsyncSession,
     mailer: Mailer,
     *,
-    sender: str,
     account_id: uuid.UUID,
     subject: str,
     text: str,
@@ -59,7 +58,7 @@ async def notify(
     account = await get_account_or_404(session, account_id)
     if not account.notifications or account.activated_at is None or account.disabled:
         return False
-    message = build_message(sender=sender, to=account.email, subject=subject, text=text)
+    message = build_message(sender=mailer.sender, to=account.email, subject=subject, text=text)
     try:
         await mailer.send(message)
     except MailError as exc:

@@ -193,7 +193,6 @@ async def _new_link_and_mail(
     )
     return await send_or_log(
         runtime.mailer,
-        sender=settings.mail_from,
         to=invitation.email,
         subject="Your invitation to HDS",
         text=text,

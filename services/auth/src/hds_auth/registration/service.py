@@ -198,7 +198,6 @@ async def _send_registration_notice(
     )
     return await send_or_log(
         runtime.mailer,
-        sender=runtime.settings.mail_from,
         to=email,
         subject="Someone tried to register with your address",
         text=text,
@@ -237,7 +236,6 @@ async def send_activation(
     )
     return await send_or_log(
         runtime.mailer,
-        sender=settings.mail_from,
         to=account.email,
         subject="Activate your HDS account",
         text=text,
