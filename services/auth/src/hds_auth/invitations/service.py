@@ -105,12 +105,10 @@ async def invite(
     if await repository.open_invitations_for(session, email, now):
         raise InvitationPending("This address has an open invitation; send it again instead.")
     invitation = Invitation(
+        # The request's fields as they are, but the address: normalised.
+        **request.model_dump(exclude={"email"}),
         id=uuid.uuid4(),
         email=email,
-        role=role,
-        name=request.name,
-        quota_bytes=request.quota_bytes,
-        default_code_validity_days=request.default_code_validity_days,
         invited_by=invited_by,
         secret_hash=b"",
         created_at=now,
