@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
+import httpx
 import uvicorn
 from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry
@@ -15,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from hds_common.docs import docs_router
 from hds_common.errors import install_problem_handlers
 from hds_common.forwarded_client import ForwardedClientMiddleware
+from hds_common.logs import configure_logging
 from hds_common.observability import (
     MetricsAccess,
     ReadinessCheck,
@@ -30,7 +32,15 @@ from hds_common.serving import (
 )
 from hds_common.settings import ServiceSettings
 
-__all__ = ["create_service_app", "serve", "service_main"]
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+__all__ = [
+    "create_backend_app",
+    "create_service_app",
+    "logged_app",
+    "serve",
+    "service_main",
+]
 
 
 def create_service_app(
@@ -104,6 +114,49 @@ def create_service_app(
     return app
 
 
+def create_backend_app(
+    settings: ServiceSettings,
+    *,
+    transport: httpx.AsyncBaseTransport | None,
+    service: str,
+    title: str,
+    description: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]],
+    routers: Sequence[APIRouter],
+    readiness: Callable[[FastAPI], Mapping[str, ReadinessCheck]],
+    large_bodies: re.Pattern[str] | None = None,
+) -> FastAPI:
+    """:func:`create_service_app` for a service behind the gateway: it believes the client
+    address the gateway vouches for, is bounded by the suite's HTTP limits, and keeps its
+    ``settings`` and its ``transport`` (what replaces the network for calls to other
+    services; tests wire the services together in one process with it) on ``app.state``
+    for its lifespan."""
+    app = create_service_app(
+        gateway_secret=settings.suite.internal_secret.get_secret_value,
+        service=service,
+        title=title,
+        description=description,
+        lifespan=lifespan,
+        readiness=readiness,
+        routers=routers,
+        limits=HttpLimits.from_settings(settings.suite),
+        large_bodies=large_bodies,
+    )
+    app.state.settings = settings
+    app.state.transport = transport
+    return app
+
+
+def logged_app(
+    service: str, settings: Callable[[], SettingsT], create_app: Callable[[SettingsT], FastAPI]
+) -> FastAPI:
+    """What a service's ``app_from_env`` (uvicorn's ``--factory``) returns: its app built
+    from the environment's settings, with logging as those settings say."""
+    loaded = settings()
+    configure_logging(service, level=loaded.suite.log_level, json=loaded.suite.log_json)
+    return create_app(loaded)
+
+
 def serve(factory: str, *, host: str, port: int, limits: HttpLimits) -> None:
     """Run a service under uvicorn (uvloop, httptools with the header and body timeouts
     and the connection limit of hds_common.serving, our JSON logging).
@@ -124,9 +177,6 @@ def serve(factory: str, *, host: str, port: int, limits: HttpLimits) -> None:
         log_config=None,
         proxy_headers=False,
     )
-
-
-SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
 
 def service_main(

@@ -19,10 +19,11 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hds_common.crypto import b64d, public_key_from_bytes
+from hds_common.crypto import Argon2Params, b64d, public_key_from_bytes
 
 __all__ = [
     "PLACEHOLDER_SECRETS",
+    "Argon2Settings",
     "DatabaseServiceSettings",
     "ServiceSettings",
     "SuiteSettings",
@@ -126,3 +127,22 @@ class DatabaseServiceSettings(ServiceSettings):
 
     database_url: str = "sqlite:///var/service.db"
     migrate_on_start: bool = True
+
+
+class Argon2Settings(BaseSettings):
+    """The Argon2id cost of a service that derives keys or hashes from secrets people
+    type; mixed into its settings (``Settings(DatabaseServiceSettings, Argon2Settings)``),
+    under its own prefix (``HDS_AUTH_ARGON2_TIME_COST`` …). The defaults are the OWASP
+    minimum; a service that needs more cost declares the fields again with its own."""
+
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_memory_kib: int = Field(default=19456, ge=8)
+    argon2_parallelism: int = Field(default=1, ge=1)
+
+    @property
+    def argon2(self) -> Argon2Params:
+        return Argon2Params(
+            time_cost=self.argon2_time_cost,
+            memory_cost_kib=self.argon2_memory_kib,
+            parallelism=self.argon2_parallelism,
+        )

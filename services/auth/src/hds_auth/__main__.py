@@ -70,14 +70,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             await migrate_service("hds_auth", settings.database_url)
             return 0
         if args.command == "invite":
-            return await invite(
-                settings,
-                email=args.email,
-                role=args.role,
-                name=args.name,
-                quota_bytes=args.quota_bytes,
-                default_code_validity_days=args.code_validity_days,
-            )
+            fields = {name: value for name, value in vars(args).items() if name != "command"}
+            return await invite(settings, **fields)
         if args.command == "invitations":
             return await list_invitations(settings)
         if args.command == "resend-invitation":
@@ -100,11 +94,17 @@ def parser() -> argparse.ArgumentParser:
         help="invite an account of any role: the invitee gets a link, chooses the password "
         "and sees the recovery code",
     )
+    # The destinations are the fields of InvitationCreate: run() hands them on as they are.
     invite.add_argument("--email", required=True)
     invite.add_argument("--role", required=True, choices=ROLES)
     invite.add_argument("--name")
     invite.add_argument("--quota-bytes", type=int)
-    invite.add_argument("--code-validity-days", type=int, help="institutions: 30 to 90")
+    invite.add_argument(
+        "--code-validity-days",
+        dest="default_code_validity_days",
+        type=int,
+        help="institutions: 30 to 90",
+    )
     commands.add_parser("invitations", help="list the invitations and their states")
     resend = commands.add_parser(
         "resend-invitation", help="mail a new link (the old one stops working)"
@@ -148,29 +148,13 @@ def keys_command(settings: Settings, *, rotate: bool) -> int:
     return 0
 
 
-async def invite(
-    settings: Settings,
-    *,
-    email: str,
-    role: str,
-    name: str | None,
-    quota_bytes: int | None,
-    default_code_validity_days: int | None,
-) -> int:
-    """Invite an account; prints the invitation (its state, never its link)."""
+async def invite(settings: Settings, **fields: Any) -> int:
+    """Invite an account (``fields`` as the command line names them, those of
+    ``InvitationCreate``); prints the invitation (its state, never its link)."""
     from hds_auth.invitations import service as invitations
     from hds_auth.invitations.schemas import InvitationCreate
 
-    request = _valid_or_none(
-        InvitationCreate,
-        {
-            "email": email,
-            "role": role,
-            "name": name,
-            "quota_bytes": quota_bytes,
-            "default_code_validity_days": default_code_validity_days,
-        },
-    )
+    request = _valid_or_none(InvitationCreate, fields)
     if request is None:
         return 1
     async with _runtime_session(settings) as (runtime, session):

@@ -7,13 +7,15 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from hds_common.crypto import Argon2Params
-from hds_common.settings import DatabaseServiceSettings
+from hds_common.settings import Argon2Settings, DatabaseServiceSettings
 
 MIB = 1024 * 1024
 
 
-class Settings(DatabaseServiceSettings):
+class Settings(DatabaseServiceSettings, Argon2Settings):
+    """Argon2id (Argon2Settings) costs the password hashes and key-encryption keys: the
+    OWASP minimum by default."""
+
     model_config = SettingsConfigDict(env_prefix="HDS_AUTH_", extra="ignore")
 
     port: int = 8001
@@ -36,10 +38,6 @@ class Settings(DatabaseServiceSettings):
     # HDS_ENVIRONMENT=development; refused otherwise.
     demo_institution: bool = False
 
-    # Argon2id cost for password hashes and key-encryption keys (OWASP minimum by default).
-    argon2_time_cost: int = Field(default=2, ge=1)
-    argon2_memory_kib: int = Field(default=19456, ge=8)
-    argon2_parallelism: int = Field(default=1, ge=1)
     password_min_length: int = Field(default=10, ge=8)
 
     # Mail: with no SMTP host, mails are written as .eml files to the outbox directory.
@@ -83,14 +81,6 @@ class Settings(DatabaseServiceSettings):
                 "password is written to a file the operator can read"
             )
         return self
-
-    @property
-    def argon2(self) -> Argon2Params:
-        return Argon2Params(
-            time_cost=self.argon2_time_cost,
-            memory_cost_kib=self.argon2_memory_kib,
-            parallelism=self.argon2_parallelism,
-        )
 
     @property
     def default_quota_bytes(self) -> int:

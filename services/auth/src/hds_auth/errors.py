@@ -8,8 +8,7 @@ so every raise site says the same.
 
 from __future__ import annotations
 
-from typing import Any
-
+from hds_common.default_detail import DefaultDetail
 from hds_common.errors import (
     BadGateway,
     BadRequest,
@@ -60,148 +59,134 @@ INSTITUTION_ONLY_DETAIL = "Only institutions have a default code validity."
 # -- accounts ------------------------------------------------------------------------
 
 
-class EmailTaken(Conflict):
-    slug = "email-taken"
-
-    def __init__(
-        self,
-        detail: str = "An account with this e-mail address exists already.",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(detail, **kwargs)
+class EmailTaken(
+    Conflict,
+    DefaultDetail,
+    slug="email-taken",
+    detail="An account with this e-mail address exists already.",
+):
+    pass
 
 
-class InstitutionOnly(BadRequest):
+class InstitutionOnly(
+    BadRequest, DefaultDetail, slug="institution-only", detail=INSTITUTION_ONLY_DETAIL
+):
     """A default code validity given for an account that is not an institution."""
 
-    slug = "institution-only"
 
-    def __init__(self, detail: str = INSTITUTION_ONLY_DETAIL, **kwargs: Any) -> None:
-        super().__init__(detail, **kwargs)
-
-
-class InstitutionOnlySetting(Forbidden):
+class InstitutionOnlySetting(
+    Forbidden, DefaultDetail, slug="institution-only", detail=INSTITUTION_ONLY_DETAIL
+):
     """The same refusal when an account changes its own settings: it may not (403)."""
 
-    slug = "institution-only"
 
-    def __init__(self, detail: str = INSTITUTION_ONLY_DETAIL, **kwargs: Any) -> None:
-        super().__init__(detail, **kwargs)
-
-
-class InvalidSetting(BadRequest):
-    slug = "invalid-setting"
+class InvalidSetting(BadRequest, slug="invalid-setting"):
+    pass
 
 
-class AccountNotFound(NotFound):
-    slug = "account-not-found"
-
-    def __init__(self, detail: str = "No such account.", **kwargs: Any) -> None:
-        super().__init__(detail, **kwargs)
+class AccountNotFound(NotFound, DefaultDetail, slug="account-not-found", detail="No such account."):
+    pass
 
 
-class AdminOnly(Forbidden):
-    slug = "admin-only"
-
-    def __init__(self, detail: str = "This route is for administrators.", **kwargs: Any) -> None:
-        super().__init__(detail, **kwargs)
+class AdminOnly(
+    Forbidden, DefaultDetail, slug="admin-only", detail="This route is for administrators."
+):
+    pass
 
 
 # -- activation ----------------------------------------------------------------------
 
 
-class ActivationTokenInvalid(BadRequest):
-    slug = "activation-token-invalid"
-    title = "Invalid activation link"
-
-    def __init__(self, detail: str = "This activation link is not valid.", **kwargs: Any) -> None:
-        super().__init__(detail, **kwargs)
-
-
-class ActivationTokenUsed(Conflict):
-    slug = "activation-token-used"
-    title = "Activation link used"
-
-    def __init__(
-        self, detail: str = "This activation link has been used already.", **kwargs: Any
-    ) -> None:
-        super().__init__(detail, **kwargs)
+class ActivationTokenInvalid(
+    BadRequest,
+    DefaultDetail,
+    slug="activation-token-invalid",
+    title="Invalid activation link",
+    detail="This activation link is not valid.",
+):
+    pass
 
 
-class ActivationTokenExpired(BadRequest):
-    slug = "activation-token-expired"
-    title = "Activation link expired"
+class ActivationTokenUsed(
+    Conflict,
+    DefaultDetail,
+    slug="activation-token-used",
+    title="Activation link used",
+    detail="This activation link has been used already.",
+):
+    pass
+
+
+class ActivationTokenExpired(
+    BadRequest, slug="activation-token-expired", title="Activation link expired"
+):
+    pass
 
 
 # -- sessions ------------------------------------------------------------------------
 
 
-class InvalidCredentials(Unauthorized):
+class InvalidCredentials(
+    Unauthorized,
+    DefaultDetail,
+    slug="invalid-credentials",
+    title="Invalid credentials",
+    detail=(
+        "The e-mail address or the password is wrong, or the account has not been "
+        "activated yet (see the activation mail, or ask for a new one)."
+    ),
+):
     """One answer for an unknown address, a wrong password and an account never
     activated."""
 
-    slug = "invalid-credentials"
-    title = "Invalid credentials"
 
-    def __init__(
-        self,
-        detail: str = (
-            "The e-mail address or the password is wrong, or the account has not been "
-            "activated yet (see the activation mail, or ask for a new one)."
-        ),
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(detail, **kwargs)
+class InvalidRefreshToken(
+    Unauthorized,
+    DefaultDetail,
+    slug="invalid-refresh-token",
+    title="Invalid refresh token",
+    detail="The refresh token is not valid.",
+):
+    pass
 
 
-class InvalidRefreshToken(Unauthorized):
-    slug = "invalid-refresh-token"
-    title = "Invalid refresh token"
-
-    def __init__(self, detail: str = "The refresh token is not valid.", **kwargs: Any) -> None:
-        super().__init__(detail, **kwargs)
+class AccountDisabled(Forbidden, slug="account-disabled"):
+    pass
 
 
-class AccountDisabled(Forbidden):
-    slug = "account-disabled"
-
-
-class TooManyAttempts(TooManyRequests):
-    slug = "too-many-attempts"
+class TooManyAttempts(TooManyRequests, slug="too-many-attempts"):
+    pass
 
 
 # -- passwords -----------------------------------------------------------------------
 
 
-class InvalidRecoveryCode(Unauthorized):
-    slug = "invalid-recovery-code"
-    title = "Invalid recovery code"
-
-    def __init__(
-        self,
-        detail: str = "The e-mail address or the recovery code is wrong.",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(detail, **kwargs)
+class InvalidRecoveryCode(
+    Unauthorized,
+    DefaultDetail,
+    slug="invalid-recovery-code",
+    title="Invalid recovery code",
+    detail="The e-mail address or the recovery code is wrong.",
+):
+    pass
 
 
-class InvalidPassword(Forbidden):
-    slug = "invalid-password"
+class InvalidPassword(Forbidden, slug="invalid-password"):
+    pass
 
 
-class PasswordTooShort(UnprocessableContent):
-    slug = "password-too-short"
-    title = "Password too short"
+class PasswordTooShort(UnprocessableContent, slug="password-too-short", title="Password too short"):
+    pass
 
 
-class PasswordTooLong(UnprocessableContent):
-    slug = "password-too-long"
-    title = "Password too long"
+class PasswordTooLong(UnprocessableContent, slug="password-too-long", title="Password too long"):
+    pass
 
 
-class PasswordTooCommon(UnprocessableContent):
-    slug = "password-too-common"
-    title = "Password too common"
+class PasswordTooCommon(
+    UnprocessableContent, slug="password-too-common", title="Password too common"
+):
+    pass
 
 
 # What a route that takes a new password answers with 422: the request's own validation
@@ -218,65 +203,61 @@ PASSWORD_POLICY_PROBLEMS = (
 # -- invitations ---------------------------------------------------------------------
 
 
-class InvitationPending(Conflict):
-    slug = "invitation-pending"
-    title = "Invitation pending"
+class InvitationPending(Conflict, slug="invitation-pending", title="Invitation pending"):
+    pass
 
 
-class InvitationAlreadyAccepted(Conflict):
-    slug = "invitation-accepted"
-    title = "Invitation accepted"
+class InvitationAlreadyAccepted(Conflict, slug="invitation-accepted", title="Invitation accepted"):
+    pass
 
 
-class InvitationRevoked(Conflict):
-    slug = "invitation-revoked"
-    title = "Invitation revoked"
+class InvitationRevoked(Conflict, slug="invitation-revoked", title="Invitation revoked"):
+    pass
 
 
-class InvitationNotFound(NotFound):
-    slug = "invitation-not-found"
+class InvitationNotFound(NotFound, slug="invitation-not-found"):
+    pass
 
 
-class InvitationInvalid(BadRequest):
-    slug = "invitation-invalid"
-    title = "Invalid invitation link"
-
-    def __init__(self, detail: str = "This invitation link is not valid.", **kwargs: Any) -> None:
-        super().__init__(detail, **kwargs)
-
-
-class InvitationUsed(Conflict):
-    slug = "invitation-used"
-    title = "Invitation used"
-
-    def __init__(
-        self, detail: str = "This invitation has been accepted already.", **kwargs: Any
-    ) -> None:
-        super().__init__(detail, **kwargs)
+class InvitationInvalid(
+    BadRequest,
+    DefaultDetail,
+    slug="invitation-invalid",
+    title="Invalid invitation link",
+    detail="This invitation link is not valid.",
+):
+    pass
 
 
-class InvitationExpired(BadRequest):
-    slug = "invitation-expired"
-    title = "Invitation expired"
+class InvitationUsed(
+    Conflict,
+    DefaultDetail,
+    slug="invitation-used",
+    title="Invitation used",
+    detail="This invitation has been accepted already.",
+):
+    pass
+
+
+class InvitationExpired(BadRequest, slug="invitation-expired", title="Invitation expired"):
+    pass
 
 
 # -- other services and the mail server ----------------------------------------------
 
 
-class TtlOutOfRange(UnprocessableContent):
-    slug = "ttl-out-of-range"
+class TtlOutOfRange(UnprocessableContent, slug="ttl-out-of-range"):
+    pass
 
 
-class StorageUnavailable(ServiceUnavailable):
-    slug = "storage-unavailable"
-
-    def __init__(
-        self,
-        detail: str = "the storage service cannot hold the session's key right now; try again",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(detail, **kwargs)
+class StorageUnavailable(
+    ServiceUnavailable,
+    DefaultDetail,
+    slug="storage-unavailable",
+    detail="the storage service cannot hold the session's key right now; try again",
+):
+    pass
 
 
-class MailFailed(BadGateway):
-    slug = "mail-failed"
+class MailFailed(BadGateway, slug="mail-failed"):
+    pass

@@ -10,7 +10,7 @@ import os
 import uuid
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiosmtplib
 import structlog
@@ -36,16 +36,19 @@ class MailError(Exception):
 
 
 class Mailer(Protocol):
+    # The service's address (HDS_AUTH_MAIL_FROM), the From of every mail it sends.
+    sender: str
+
     async def send(self, message: EmailMessage) -> None: ...
 
 
 async def send_or_log(
-    mailer: Mailer, *, sender: str, to: str, subject: str, text: str, event: str, **context: str
+    mailer: Mailer, *, to: str, subject: str, text: str, event: str, **context: str
 ) -> bool:
     """Send a mail whose failure must not fail the request: logged as ``event`` (with
     ``context``, never the address), and False."""
     try:
-        await mailer.send(build_message(sender=sender, to=to, subject=subject, text=text))
+        await mailer.send(build_message(sender=mailer.sender, to=to, subject=subject, text=text))
     except MailError as exc:
         log.error(event, error=str(exc), **context)
         return False
@@ -65,41 +68,32 @@ def build_message(*, sender: str, to: str, subject: str, text: str) -> EmailMess
 
 
 class SmtpMailer:
-    def __init__(
-        self,
-        *,
-        host: str,
-        port: int,
-        username: str,
-        password: str,
-        start_tls: bool | None,
-        timeout: float,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.username = username or None
-        self.password = password or None
-        self.start_tls = start_tls
-        self.timeout = timeout
+    """Hands each mail to the configured SMTP server (a connection per mail)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.sender = settings.mail_from
+        self.server = f"{settings.smtp_host}:{settings.smtp_port}"
+        # aiosmtplib.send's connection arguments, built once from the settings.
+        self._connection: dict[str, Any] = {
+            "hostname": settings.smtp_host,
+            "port": settings.smtp_port,
+            "username": settings.smtp_username or None,
+            "password": settings.smtp_password.get_secret_value() or None,
+            "start_tls": settings.smtp_starttls,
+            "timeout": settings.smtp_timeout_seconds,
+        }
 
     async def send(self, message: EmailMessage) -> None:
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=self.host,
-                port=self.port,
-                username=self.username,
-                password=self.password,
-                start_tls=self.start_tls,
-                timeout=self.timeout,
-            )
+            await aiosmtplib.send(message, **self._connection)
         except (aiosmtplib.SMTPException, OSError) as exc:
-            raise MailError(f"SMTP delivery to {self.host}:{self.port} failed: {exc}") from exc
+            raise MailError(f"SMTP delivery to {self.server} failed: {exc}") from exc
 
 
 class OutboxMailer:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, sender: str) -> None:
         self.directory = Path(directory)
+        self.sender = sender
 
     async def send(self, message: EmailMessage) -> None:
         try:
@@ -121,12 +115,5 @@ class OutboxMailer:
 
 def mailer_from(settings: Settings) -> Mailer:
     if settings.smtp_host:
-        return SmtpMailer(
-            host=settings.smtp_host,
-            port=settings.smtp_port,
-            username=settings.smtp_username,
-            password=settings.smtp_password.get_secret_value(),
-            start_tls=settings.smtp_starttls,
-            timeout=settings.smtp_timeout_seconds,
-        )
-    return OutboxMailer(settings.outbox_dir)
+        return SmtpMailer(settings)
+    return OutboxMailer(settings.outbox_dir, sender=settings.mail_from)

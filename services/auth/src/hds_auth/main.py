@@ -19,11 +19,9 @@ from hds_auth.registration.router import router as registration_router
 from hds_auth.runtime import open_runtime
 from hds_auth.sessions.router import router as sessions_router
 from hds_auth.signing.router import router as signing_router
-from hds_common.app import create_service_app
+from hds_common.app import create_backend_app, logged_app
 from hds_common.db import migrate_service, ping_database
-from hds_common.logs import configure_logging
 from hds_common.observability import ReadinessCheck
-from hds_common.serving import HttpLimits
 
 ROUTERS = (
     registration_router,
@@ -64,9 +62,9 @@ def create_app(
 ) -> FastAPI:
     """Build the app. ``transport`` replaces the network for calls to other services
     (tests wire the services together in one process with it)."""
-    settings = settings or Settings()
-    app = create_service_app(
-        gateway_secret=settings.suite.internal_secret.get_secret_value,
+    return create_backend_app(
+        settings or Settings(),
+        transport=transport,
         service="auth",
         title="HDS identity service",
         description=(
@@ -76,15 +74,9 @@ def create_app(
         lifespan=lifespan,
         readiness=readiness,
         routers=ROUTERS,
-        limits=HttpLimits.from_settings(settings.suite),
     )
-    app.state.settings = settings
-    app.state.transport = transport
-    return app
 
 
 def app_from_env() -> FastAPI:
     """Entry point for uvicorn (``--factory``)."""
-    settings = Settings()
-    configure_logging("auth", level=settings.suite.log_level, json=settings.suite.log_json)
-    return create_app(settings)
+    return logged_app("auth", Settings, create_app)

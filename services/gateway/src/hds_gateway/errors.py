@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
+from hds_common.default_detail import DefaultDetail
 from hds_common.errors import (
     BadGateway,
     BadRequest,
@@ -11,6 +12,7 @@ from hds_common.errors import (
     GatewayTimeout,
     NotFound,
     PayloadTooLarge,
+    ProblemError,
     TooManyRequests,
 )
 
@@ -23,34 +25,32 @@ __all__ = [
     "RateLimited",
     "RouteNotFound",
     "UpstreamFailed",
+    "UpstreamProblem",
     "UpstreamTimeout",
     "UpstreamUnreachable",
 ]
 
 
-class RouteNotFound(NotFound):
+class RouteNotFound(NotFound, slug="route-not-found"):
     """No upstream serves the path (an unknown prefix, ``/internal/``, dot segments)."""
 
-    slug = "route-not-found"
+
+class MissingCode(BadRequest, slug="missing-code"):
+    pass
 
 
-class MissingCode(BadRequest):
-    slug = "missing-code"
+class MetricsForbidden(Forbidden, slug="metrics-forbidden"):
+    pass
 
 
-class MetricsForbidden(Forbidden):
-    slug = "metrics-forbidden"
+class RateLimited(TooManyRequests, slug="rate-limited"):
+    pass
 
 
-class RateLimited(TooManyRequests):
-    slug = "rate-limited"
-
-
-class InvalidContentLength(BadRequest):
-    slug = "invalid-content-length"
-
-    def __init__(self) -> None:
-        super().__init__("invalid Content-Length")
+class InvalidContentLength(
+    BadRequest, DefaultDetail, slug="invalid-content-length", detail="invalid Content-Length"
+):
+    pass
 
 
 class BodyTooLarge(PayloadTooLarge):
@@ -62,29 +62,31 @@ class BodyTooLarge(PayloadTooLarge):
         )
 
 
-class ClientDisconnected(BadRequest):
-    slug = "client-disconnected"
-
-    def __init__(self) -> None:
-        super().__init__("the client went away during the upload")
-
-
-class UpstreamUnreachable(BadGateway):
-    slug = "upstream-unreachable"
-
-    def __init__(self, upstream: str) -> None:
-        super().__init__(f"the {upstream} service is unreachable")
+class ClientDisconnected(
+    BadRequest,
+    DefaultDetail,
+    slug="client-disconnected",
+    detail="the client went away during the upload",
+):
+    pass
 
 
-class UpstreamTimeout(GatewayTimeout):
-    slug = "upstream-timeout"
+class UpstreamProblem(ProblemError):
+    """An answer about one upstream service, named in the detail after ``the``."""
+
+    what: ClassVar[str]
 
     def __init__(self, upstream: str) -> None:
-        super().__init__(f"the {upstream} service did not answer in time")
+        super().__init__(f"the {upstream} service {self.what}")
 
 
-class UpstreamFailed(BadGateway):
-    slug = "upstream-failed"
+class UpstreamUnreachable(BadGateway, UpstreamProblem, slug="upstream-unreachable"):
+    what = "is unreachable"
 
-    def __init__(self, upstream: str) -> None:
-        super().__init__(f"the {upstream} service failed to answer")
+
+class UpstreamTimeout(GatewayTimeout, UpstreamProblem, slug="upstream-timeout"):
+    what = "did not answer in time"
+
+
+class UpstreamFailed(BadGateway, UpstreamProblem, slug="upstream-failed"):
+    what = "failed to answer"

@@ -11,9 +11,8 @@ from fastapi import FastAPI, Request
 from redis.asyncio import Redis
 from starlette.middleware.cors import CORSMiddleware
 
-from hds_common.app import create_service_app
+from hds_common.app import create_service_app, logged_app
 from hds_common.docs import docs_router
-from hds_common.logs import configure_logging
 from hds_common.observability import ReadinessCheck
 from hds_common.request_context import REQUEST_ID_HEADER
 from hds_common.serving import HttpLimits
@@ -199,6 +198,4 @@ def create_app(
 
 def app_from_env() -> FastAPI:
     """Entry point for uvicorn (``--factory``)."""
-    settings = Settings()
-    configure_logging("gateway", level=settings.suite.log_level, json=settings.suite.log_json)
-    return create_app(settings)
+    return logged_app("gateway", Settings, create_app)

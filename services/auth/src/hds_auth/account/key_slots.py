@@ -16,7 +16,6 @@ from hds_auth.userkeys import (
     unwrap_slot,
     wrap_slot,
 )
-from hds_common.crypto import Argon2Params
 
 __all__ = [
     "PASSWORD_SLOT",
@@ -63,10 +62,11 @@ async def set_credentials(
     password: str,
     recovery_code: str,
     hashing: PasswordHashing,
-    params: Argon2Params,
 ) -> None:
     """Wrap ``private_key`` under ``password`` and ``recovery_code`` and hash the
-    password: three Argon2id computations, run in worker threads side by side."""
+    password: three Argon2id computations at ``hashing``'s cost, run in worker threads
+    side by side."""
+    params = hashing.params
     password_key, recovery_key, password_hash = await asyncio.gather(
         wrap_slot(
             private_key, password, purpose=PASSWORD_SLOT, account_id=account.id, params=params

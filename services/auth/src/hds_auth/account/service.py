@@ -20,6 +20,7 @@ from hds_auth.models import Account
 from hds_auth.schemas import AccountSettings
 from hds_common.crypto import b64e
 from hds_common.db import utcnow
+from hds_common.row_views import view_of
 
 log = structlog.get_logger("hds.auth")
 
@@ -60,13 +61,7 @@ def code_validity_days(settings: Settings, account: Account) -> int | None:
 
 
 def account_settings(account: Account) -> AccountSettings:
-    return AccountSettings.model_validate(
-        {
-            "deletion_mode": account.deletion_mode,
-            "notifications": account.notifications,
-            "accept_shares": account.accept_shares,
-        }
-    )
+    return AccountSettings.model_validate(account, from_attributes=True)
 
 
 async def fetch_usage(
@@ -91,21 +86,14 @@ async def me(settings: Settings, storage: httpx.AsyncClient, account: Account) -
     validity = code_validity_days(settings, account)
     if validity is not None:
         institution = InstitutionProfile(name=account.name, default_code_validity_days=validity)
-    return Me.model_validate(
-        {
-            "id": account.id,
-            "email": account.email,
-            "role": account.role,
-            "name": account.name,
-            "created_at": account.created_at,
-            "public_key": b64e(account.public_key),
-            "settings": account_settings(account),
-            "quota_bytes": quota_bytes(settings, account),
-            "used_bytes": await fetch_usage(
-                storage, account.id, timeout=settings.storage_timeout_seconds
-            ),
-            "institution": institution,
-        }
+    return view_of(
+        Me,
+        account,
+        public_key=b64e(account.public_key),
+        settings=account_settings(account),
+        quota_bytes=quota_bytes(settings, account),
+        used_bytes=await fetch_usage(storage, account.id, timeout=settings.storage_timeout_seconds),
+        institution=institution,
     )
 
 
@@ -130,11 +118,4 @@ async def public_key_by_id(session: AsyncSession, account_id: uuid.UUID) -> Publ
     account = await repository.get_account(session, account_id)
     if account is None or account.disabled or account.activated_at is None:
         raise AccountNotFound()
-    return PublicKey.model_validate(
-        {
-            "account_id": account.id,
-            "role": account.role,
-            "name": account.name,
-            "public_key": b64e(account.public_key),
-        }
-    )
+    return view_of(PublicKey, account, account_id=account.id, public_key=b64e(account.public_key))

@@ -19,25 +19,19 @@ from hds_auth.models import Account
 from hds_auth.runtime import Runtime
 from hds_auth.sessions import repository as sessions
 from hds_common.db import utcnow
+from hds_common.row_views import view_of
 
 log = structlog.get_logger("hds.auth")
 
 
 def admin_view(settings: Settings, account: Account) -> AdminAccount:
-    return AdminAccount.model_validate(
-        {
-            "id": account.id,
-            "email": account.email,
-            "role": account.role,
-            "name": account.name,
-            "activated": account.activated_at is not None,
-            "disabled": account.disabled,
-            "created_at": account.created_at,
-            "settings": account_settings(account),
-            "quota_bytes": quota_bytes(settings, account),
-            "quota_is_default": account.quota_bytes is None,
-            "default_code_validity_days": account.default_code_validity_days,
-        }
+    return view_of(
+        AdminAccount,
+        account,
+        activated=account.activated_at is not None,
+        settings=account_settings(account),
+        quota_bytes=quota_bytes(settings, account),
+        quota_is_default=account.quota_bytes is None,
     )
 
 

@@ -78,7 +78,6 @@ async def notify(
     sent = await service.notify(
         session,
         runtime.mailer,
-        sender=runtime.settings.mail_from,
         account_id=body.account_id,
         subject=body.subject,
         text=body.text,

@@ -16,6 +16,7 @@ from hds_auth.mail import Mailer, MailError, build_message
 from hds_auth.models import Account
 from hds_auth.signing.issuer import TokenIssuer
 from hds_common.crypto import b64e
+from hds_common.row_views import view_of
 
 log = structlog.get_logger("hds.auth")
 
@@ -35,20 +36,13 @@ def dlx_token(settings: Settings, issuer: TokenIssuer, request: DlxTokenRequest)
 
 
 def internal_view(settings: Settings, account: Account) -> InternalAccount:
-    return InternalAccount.model_validate(
-        {
-            "id": account.id,
-            "email": account.email,
-            "role": account.role,
-            "public_key": b64e(account.public_key),
-            "quota_bytes": quota_bytes(settings, account),
-            "deletion_mode": account.deletion_mode,
-            "active": account.activated_at is not None and not account.disabled,
-            "notifications": account.notifications,
-            "accept_shares": account.accept_shares,
-            "name": account.name,
-            "default_code_validity_days": code_validity_days(settings, account),
-        }
+    return view_of(
+        InternalAccount,
+        account,
+        public_key=b64e(account.public_key),
+        quota_bytes=quota_bytes(settings, account),
+        active=account.activated_at is not None and not account.disabled,
+        default_code_validity_days=code_validity_days(settings, account),
     )
 
 
@@ -56,7 +50,6 @@ async def notify(
     session: AsyncSession,
     mailer: Mailer,
     *,
-    sender: str,
     account_id: uuid.UUID,
     subject: str,
     text: str,
@@ -65,7 +58,7 @@ async def notify(
     account = await get_account_or_404(session, account_id)
     if not account.notifications or account.activated_at is None or account.disabled:
         return False
-    message = build_message(sender=sender, to=account.email, subject=subject, text=text)
+    message = build_message(sender=mailer.sender, to=account.email, subject=subject, text=text)
     try:
         await mailer.send(message)
     except MailError as exc:

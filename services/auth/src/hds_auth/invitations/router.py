@@ -20,6 +20,7 @@ from hds_auth.invitations.schemas import (
 )
 from hds_common.db import SessionDep
 from hds_common.errors import problem_responses
+from hds_common.row_views import view_of
 
 router = APIRouter(tags=["accounts"])
 
@@ -53,15 +54,7 @@ async def accept_invitation(
     account, recovery_code = await service.accept(
         session, runtime, token=body.token, password=body.password
     )
-    return InvitationAccepted.model_validate(
-        {
-            "account_id": account.id,
-            "email": account.email,
-            "role": account.role,
-            "name": account.name,
-            "recovery_code": recovery_code,
-        }
-    )
+    return view_of(InvitationAccepted, account, account_id=account.id, recovery_code=recovery_code)
 
 
 admin_router = APIRouter(

@@ -44,6 +44,7 @@ from hds_auth.passwords.policy import check_password_policy
 from hds_auth.registration.service import create_account
 from hds_auth.runtime import Runtime
 from hds_common.db import utcnow
+from hds_common.row_views import view_of
 
 __all__ = [
     "accept",
@@ -78,22 +79,8 @@ def state_of(invitation: Invitation, now: dt.datetime) -> InvitationState:
 
 
 def view(invitation: Invitation, *, mail_sent: bool | None = None) -> InvitationView:
-    return InvitationView.model_validate(
-        {
-            "id": invitation.id,
-            "email": invitation.email,
-            "role": invitation.role,
-            "name": invitation.name,
-            "quota_bytes": invitation.quota_bytes,
-            "default_code_validity_days": invitation.default_code_validity_days,
-            "state": state_of(invitation, utcnow()),
-            "created_at": invitation.created_at,
-            "sent_at": invitation.sent_at,
-            "expires_at": invitation.expires_at,
-            "accepted_at": invitation.accepted_at,
-            "account_id": invitation.account_id,
-            "mail_sent": mail_sent,
-        }
+    return view_of(
+        InvitationView, invitation, state=state_of(invitation, utcnow()), mail_sent=mail_sent
     )
 
 
@@ -118,12 +105,10 @@ async def invite(
     if await repository.open_invitations_for(session, email, now):
         raise InvitationPending("This address has an open invitation; send it again instead.")
     invitation = Invitation(
+        # The request's fields as they are, but the address: normalised.
+        **request.model_dump(exclude={"email"}),
         id=uuid.uuid4(),
         email=email,
-        role=role,
-        name=request.name,
-        quota_bytes=request.quota_bytes,
-        default_code_validity_days=request.default_code_validity_days,
         invited_by=invited_by,
         secret_hash=b"",
         created_at=now,
@@ -206,7 +191,6 @@ async def _new_link_and_mail(
     )
     return await send_or_log(
         runtime.mailer,
-        sender=settings.mail_from,
         to=invitation.email,
         subject="Your invitation to HDS",
         text=text,
@@ -233,14 +217,7 @@ async def _by_token(session: AsyncSession, token: str) -> Invitation:
 async def offer(session: AsyncSession, token: str) -> InvitationOffer:
     """What an invitation offers, for the page where the invitee chooses a password."""
     invitation = await _by_token(session, token)
-    return InvitationOffer.model_validate(
-        {
-            "email": invitation.email,
-            "role": invitation.role,
-            "name": invitation.name,
-            "expires_at": invitation.expires_at,
-        }
-    )
+    return InvitationOffer.model_validate(invitation, from_attributes=True)
 
 
 async def accept(

@@ -21,6 +21,8 @@ class PasswordHashing:
     """Argon2id hashes (argon2-cffi's encoded format, parameters included)."""
 
     def __init__(self, params: Argon2Params) -> None:
+        # The account's Argon2id cost: its hashes', and its key slots' beside them.
+        self.params = params
         self._hasher = PasswordHasher(
             time_cost=params.time_cost,
             memory_cost=params.memory_cost_kib,

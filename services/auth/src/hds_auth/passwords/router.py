@@ -47,14 +47,7 @@ async def reset_password(
     runtime: RuntimeDep,
     client: ClientAddressDep,
 ) -> PasswordResetDone:
-    code = await service.reset_password(
-        session,
-        runtime,
-        email=body.email,
-        recovery_code=body.recovery_code,
-        new_password=body.new_password,
-        client=client,
-    )
+    code = await service.reset_password(session, runtime, body, client=client)
     return PasswordResetDone(recovery_code=code)
 
 

@@ -26,6 +26,7 @@ from hds_auth.errors import InvalidPassword, InvalidRecoveryCode
 from hds_auth.key_sessions import end_key_sessions
 from hds_auth.models import Account
 from hds_auth.passwords.policy import check_password_policy
+from hds_auth.passwords.schemas import PasswordResetRequest
 from hds_auth.runtime import Runtime
 from hds_auth.sessions import repository as sessions
 from hds_auth.throttle import Limit, account_key, client_key
@@ -45,16 +46,15 @@ log = structlog.get_logger("hds.auth")
 async def reset_password(
     session: AsyncSession,
     runtime: Runtime,
+    request: PasswordResetRequest,
     *,
-    email: str,
-    recovery_code: str,
-    new_password: str,
     client: str | None,
 ) -> str:
     """Set a new password with the recovery code. Returns the new recovery code (the old
     one is void). Every session of the account is ended."""
     settings = runtime.settings
-    email = normalise_email(email)
+    email = normalise_email(request.email)
+    new_password = request.new_password
     check_password_policy(new_password, min_length=settings.password_min_length, email=email)
     now = utcnow()
     limits = [
@@ -64,7 +64,7 @@ async def reset_password(
     await runtime.throttle.check(session, limits, now=now)
     # Locked (PostgreSQL) so that two resets with the same code cannot both succeed.
     account = await accounts.get_account_by_email(session, email, for_update=True)
-    code = normalise_recovery_code(recovery_code)
+    code = normalise_recovery_code(request.recovery_code)
     private_key: bytes | None = None
     if account is None:
         # Same work as a wrong code for a real account.
@@ -88,7 +88,6 @@ async def reset_password(
         password=new_password,
         recovery_code=new_code,
         hashing=runtime.hashing,
-        params=settings.argon2,
     )
     account.updated_at = now
     await sessions.revoke_account_sessions(session, account.id, now)

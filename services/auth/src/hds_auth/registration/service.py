@@ -39,6 +39,7 @@ from hds_auth.throttle import Limit, account_key
 from hds_auth.userkeys import generate_recovery_code, new_user_key, normalise_recovery_code
 from hds_common.crypto import derive_kek, generate_salt
 from hds_common.db import utcnow
+from hds_common.row_views import view_of
 
 log = structlog.get_logger("hds.auth")
 
@@ -97,7 +98,6 @@ async def create_account(
         password=password,
         recovery_code=recovery_code,
         hashing=runtime.hashing,
-        params=settings.argon2,
     )
     session.add(account)
     try:
@@ -198,7 +198,6 @@ async def _send_registration_notice(
     )
     return await send_or_log(
         runtime.mailer,
-        sender=runtime.settings.mail_from,
         to=email,
         subject="Someone tried to register with your address",
         text=text,
@@ -237,7 +236,6 @@ async def send_activation(
     )
     return await send_or_log(
         runtime.mailer,
-        sender=settings.mail_from,
         to=account.email,
         subject="Activate your HDS account",
         text=text,
@@ -288,14 +286,10 @@ async def resend_activation(session: AsyncSession, runtime: Runtime, *, email: s
 
 def created_view(account: Account, *, recovery_code: str, mail_sent: bool) -> AccountCreated:
     """The answer to a registration or an account created by an administrator."""
-    return AccountCreated.model_validate(
-        {
-            "id": account.id,
-            "email": account.email,
-            "role": account.role,
-            "name": account.name,
-            "activated": account.activated_at is not None,
-            "activation_mail_sent": mail_sent,
-            "recovery_code": recovery_code,
-        }
+    return view_of(
+        AccountCreated,
+        account,
+        activated=account.activated_at is not None,
+        activation_mail_sent=mail_sent,
+        recovery_code=recovery_code,
     )
