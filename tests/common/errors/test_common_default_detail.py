@@ -1,20 +1,19 @@
-"""DefaultDetail: a problem class that names its default detail in its class statement."""
+"""A problem class that names its default detail in its class statement."""
 
 from __future__ import annotations
 
-from hds_common.default_detail import DefaultDetail
 from hds_common.errors import Conflict, ServiceUnavailable, Unauthorized
 
 
-class ItemTaken(Conflict, DefaultDetail, slug="item-taken", detail="This item is taken."):
+class ItemTaken(Conflict, slug="item-taken", detail="This item is taken."):
     pass
 
 
-class WrongAnswer(Unauthorized, DefaultDetail, slug="wrong-answer", detail="Wrong answer."):
+class WrongAnswer(Unauthorized, slug="wrong-answer", detail="Wrong answer."):
     pass
 
 
-class Busy(ServiceUnavailable, DefaultDetail, slug="busy", detail="try again"):
+class Busy(ServiceUnavailable, slug="busy", detail="try again"):
     pass
 
 

@@ -113,17 +113,28 @@ class ProblemError(Exception):
     status: ClassVar[int] = 500
     slug: ClassVar[str] = "internal-error"
     title: ClassVar[str] = "Internal server error"
+    # What a raise site that gives no detail says.
+    default_detail: ClassVar[str | None] = None
 
     def __init_subclass__(
-        cls, *, slug: str | None = None, title: str | None = None, **kwargs: Any
+        cls,
+        *,
+        slug: str | None = None,
+        title: str | None = None,
+        detail: str | None = None,
+        **kwargs: Any,
     ) -> None:
-        """``class EmailTaken(Conflict, slug="email-taken", title="..."):`` names a problem
-        type in one line; a class body may set ``slug`` and ``title`` as well."""
+        """``class AccountNotFound(NotFound, slug="account-not-found", detail="No such
+        account."):`` names a problem type in one statement: its slug, its title where it
+        has its own, and the detail of a raise site that gives none
+        (``raise AccountNotFound()``; ``raise AccountNotFound("...")`` says another)."""
         super().__init_subclass__(**kwargs)
         if slug is not None:
             cls.slug = slug
         if title is not None:
             cls.title = title
+        if detail is not None:
+            cls.default_detail = detail
 
     def __init__(
         self,
@@ -132,6 +143,8 @@ class ProblemError(Exception):
         headers: Mapping[str, str] | None = None,
         **extensions: Any,
     ) -> None:
+        if detail is None:
+            detail = self.default_detail
         super().__init__(detail or self.title)
         self.detail = detail
         self.headers = dict(headers or {})

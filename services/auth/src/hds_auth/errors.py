@@ -8,7 +8,6 @@ so every raise site says the same.
 
 from __future__ import annotations
 
-from hds_common.default_detail import DefaultDetail
 from hds_common.errors import (
     BadGateway,
     BadRequest,
@@ -61,22 +60,17 @@ INSTITUTION_ONLY_DETAIL = "Only institutions have a default code validity."
 
 class EmailTaken(
     Conflict,
-    DefaultDetail,
     slug="email-taken",
     detail="An account with this e-mail address exists already.",
 ):
     pass
 
 
-class InstitutionOnly(
-    BadRequest, DefaultDetail, slug="institution-only", detail=INSTITUTION_ONLY_DETAIL
-):
+class InstitutionOnly(BadRequest, slug="institution-only", detail=INSTITUTION_ONLY_DETAIL):
     """A default code validity given for an account that is not an institution."""
 
 
-class InstitutionOnlySetting(
-    Forbidden, DefaultDetail, slug="institution-only", detail=INSTITUTION_ONLY_DETAIL
-):
+class InstitutionOnlySetting(Forbidden, slug="institution-only", detail=INSTITUTION_ONLY_DETAIL):
     """The same refusal when an account changes its own settings: it may not (403)."""
 
 
@@ -84,13 +78,11 @@ class InvalidSetting(BadRequest, slug="invalid-setting"):
     pass
 
 
-class AccountNotFound(NotFound, DefaultDetail, slug="account-not-found", detail="No such account."):
+class AccountNotFound(NotFound, slug="account-not-found", detail="No such account."):
     pass
 
 
-class AdminOnly(
-    Forbidden, DefaultDetail, slug="admin-only", detail="This route is for administrators."
-):
+class AdminOnly(Forbidden, slug="admin-only", detail="This route is for administrators."):
     pass
 
 
@@ -99,7 +91,6 @@ class AdminOnly(
 
 class ActivationTokenInvalid(
     BadRequest,
-    DefaultDetail,
     slug="activation-token-invalid",
     title="Invalid activation link",
     detail="This activation link is not valid.",
@@ -109,7 +100,6 @@ class ActivationTokenInvalid(
 
 class ActivationTokenUsed(
     Conflict,
-    DefaultDetail,
     slug="activation-token-used",
     title="Activation link used",
     detail="This activation link has been used already.",
@@ -128,7 +118,6 @@ class ActivationTokenExpired(
 
 class InvalidCredentials(
     Unauthorized,
-    DefaultDetail,
     slug="invalid-credentials",
     title="Invalid credentials",
     detail=(
@@ -142,7 +131,6 @@ class InvalidCredentials(
 
 class InvalidRefreshToken(
     Unauthorized,
-    DefaultDetail,
     slug="invalid-refresh-token",
     title="Invalid refresh token",
     detail="The refresh token is not valid.",
@@ -163,7 +151,6 @@ class TooManyAttempts(TooManyRequests, slug="too-many-attempts"):
 
 class InvalidRecoveryCode(
     Unauthorized,
-    DefaultDetail,
     slug="invalid-recovery-code",
     title="Invalid recovery code",
     detail="The e-mail address or the recovery code is wrong.",
@@ -221,7 +208,6 @@ class InvitationNotFound(NotFound, slug="invitation-not-found"):
 
 class InvitationInvalid(
     BadRequest,
-    DefaultDetail,
     slug="invitation-invalid",
     title="Invalid invitation link",
     detail="This invitation link is not valid.",
@@ -231,7 +217,6 @@ class InvitationInvalid(
 
 class InvitationUsed(
     Conflict,
-    DefaultDetail,
     slug="invitation-used",
     title="Invitation used",
     detail="This invitation has been accepted already.",
@@ -252,7 +237,6 @@ class TtlOutOfRange(UnprocessableContent, slug="ttl-out-of-range"):
 
 class StorageUnavailable(
     ServiceUnavailable,
-    DefaultDetail,
     slug="storage-unavailable",
     detail="the storage service cannot hold the session's key right now; try again",
 ):

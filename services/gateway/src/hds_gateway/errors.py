@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from hds_common.default_detail import DefaultDetail
 from hds_common.errors import (
     BadGateway,
     BadRequest,
@@ -48,7 +47,7 @@ class RateLimited(TooManyRequests, slug="rate-limited"):
 
 
 class InvalidContentLength(
-    BadRequest, DefaultDetail, slug="invalid-content-length", detail="invalid Content-Length"
+    BadRequest, slug="invalid-content-length", detail="invalid Content-Length"
 ):
     pass
 
@@ -64,7 +63,6 @@ class BodyTooLarge(PayloadTooLarge):
 
 class ClientDisconnected(
     BadRequest,
-    DefaultDetail,
     slug="client-disconnected",
     detail="the client went away during the upload",
 ):
