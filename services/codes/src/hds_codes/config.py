@@ -7,11 +7,10 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from hds_common.crypto import Argon2Params
-from hds_common.settings import DatabaseServiceSettings
+from hds_common.settings import Argon2Settings, DatabaseServiceSettings
 
 
-class Settings(DatabaseServiceSettings):
+class Settings(DatabaseServiceSettings, Argon2Settings):
     model_config = SettingsConfigDict(env_prefix="HDS_CODES_", extra="ignore")
 
     port: int = 8002
@@ -63,13 +62,6 @@ class Settings(DatabaseServiceSettings):
     def _consistent_validity(self) -> Settings:
         if not (self.validity_min_days <= self.validity_default_days <= self.validity_max_days):
             raise ValueError("need HDS_CODES_VALIDITY_MIN_DAYS <= _DEFAULT_DAYS <= _MAX_DAYS")
-        Argon2Params(self.argon2_time_cost, self.argon2_memory_kib, self.argon2_parallelism)
+        # A cost Argon2id cannot run is refused at start-up, not at the first code.
+        _ = self.argon2
         return self
-
-    @property
-    def argon2(self) -> Argon2Params:
-        return Argon2Params(
-            time_cost=self.argon2_time_cost,
-            memory_cost_kib=self.argon2_memory_kib,
-            parallelism=self.argon2_parallelism,
-        )

@@ -18,13 +18,11 @@ from hds_codes.internal.router import router as internal_router
 from hds_codes.lookup import LookupKey
 from hds_codes.runtime import CodesMetrics, Runtime
 from hds_codes.slots import KeyDeriver
-from hds_common.app import create_service_app
+from hds_common.app import create_backend_app, logged_app
 from hds_common.db import create_engine, create_session_maker, migrate_service, ping_database
 from hds_common.http import internal_client
 from hds_common.key_provider import key_provider
-from hds_common.logs import configure_logging
 from hds_common.observability import ReadinessCheck
-from hds_common.serving import HttpLimits
 from hds_common.tokens import JwksClient, StorageSessions, TokenVerifier
 
 JWKS_PATH = "/.well-known/jwks.json"
@@ -94,9 +92,9 @@ def create_app(
 ) -> FastAPI:
     """Build the app. ``transport`` replaces the network for calls to other services
     (tests wire the services together in one process with it)."""
-    settings = settings or Settings()
-    app = create_service_app(
-        gateway_secret=settings.suite.internal_secret.get_secret_value,
+    app = create_backend_app(
+        settings or Settings(),
+        transport=transport,
         service="codes",
         title="HDS access code service",
         description=(
@@ -106,16 +104,11 @@ def create_app(
         lifespan=lifespan,
         readiness=readiness,
         routers=ROUTERS,
-        limits=HttpLimits.from_settings(settings.suite),
     )
-    app.state.settings = settings
-    app.state.transport = transport
     app.state.codes_metrics = CodesMetrics(app.state.metrics_registry)
     return app
 
 
 def app_from_env() -> FastAPI:
     """Entry point for uvicorn (``--factory``)."""
-    settings = Settings()
-    configure_logging("codes", level=settings.suite.log_level, json=settings.suite.log_json)
-    return create_app(settings)
+    return logged_app("codes", Settings, create_app)

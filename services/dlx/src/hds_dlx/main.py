@@ -10,11 +10,9 @@ import httpx
 from fastapi import FastAPI
 from prometheus_client import Gauge
 
-from hds_common.app import create_service_app
+from hds_common.app import create_backend_app, logged_app
 from hds_common.http import internal_client
-from hds_common.logs import configure_logging
 from hds_common.observability import ReadinessCheck
-from hds_common.serving import HttpLimits
 from hds_common.tokens import JwksClient, KeySource, StorageSessions, TokenVerifier
 from hds_dlx.clients.auth import AuthClient
 from hds_dlx.clients.bulk import AiohttpBulkClient, BulkClient, HttpxBulkClient
@@ -141,8 +139,9 @@ def create_app(
             app.state.runtime = runtime
             yield
 
-    app = create_service_app(
-        gateway_secret=settings.suite.internal_secret.get_secret_value,
+    app = create_backend_app(
+        settings,
+        transport=transport,
         service=SERVICE,
         title="HDS dicom link exchange service",
         description=(
@@ -153,7 +152,6 @@ def create_app(
         lifespan=lifespan,
         readiness=readiness,
         routers=(tokens_router, answers_router, downloads_router),
-        limits=HttpLimits.from_settings(settings.suite),
     )
     install_handlers(app)
     install_openapi(app)
@@ -167,6 +165,4 @@ def create_app(
 
 def app_from_env() -> FastAPI:
     """Entry point for uvicorn (``--factory``)."""
-    settings = Settings()
-    configure_logging("dlx", level=settings.suite.log_level, json=settings.suite.log_json)
-    return create_app(settings)
+    return logged_app(SERVICE, Settings, create_app)
