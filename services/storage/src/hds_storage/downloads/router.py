@@ -31,12 +31,11 @@ from hds_storage.errors import (
     RangeNotSatisfiableProblem,
     SessionEnded,
 )
+from hds_storage.openapi import ranged_content
 
 router = APIRouter(prefix="/internal/v1", tags=["internal"])
 
 
-_BINARY = {"schema": {"type": "string", "format": "binary"}}
-_PARTIAL: dict[int | str, dict[str, Any]] = {206: {"description": "Partial content (Range)"}}
 # What every grant route may answer before it looks at the items.
 _GRANT_PROBLEMS = (
     ServiceTokenInvalid,
@@ -70,8 +69,7 @@ async def package_items(
     "/packages/{package_id}/archive",
     summary="Items of the package as IHE PDI ZIP (Range, If-Range)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/zip": _BINARY}}}
-    | _PARTIAL
+    responses=ranged_content("application/zip")
     | problem_responses(*_STREAM_PROBLEMS, ItemNotFound, PackageEmpty),
 )
 async def package_archive(
@@ -89,8 +87,7 @@ async def package_archive(
     "/packages/{package_id}/documents/{document_id}",
     summary="One PDF document of the package (Range, If-Range)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/pdf": _BINARY}}}
-    | _PARTIAL
+    responses=ranged_content("application/pdf")
     | problem_responses(*_STREAM_PROBLEMS, ItemNotFound),
 )
 async def package_document(
@@ -111,13 +108,7 @@ _KIND_HEADER: dict[str, Any] = {
     }
 }
 
-_ITEM_CONTENT: dict[int | str, dict[str, Any]] = {
-    200: {
-        "content": {"application/zip": _BINARY, "application/pdf": _BINARY},
-        "headers": _KIND_HEADER,
-    },
-    206: {"description": "Partial content (Range)", "headers": _KIND_HEADER},
-}
+_ITEM_CONTENT = ranged_content("application/zip", "application/pdf", headers=_KIND_HEADER)
 
 
 @router.get(
