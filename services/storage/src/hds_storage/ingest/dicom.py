@@ -21,7 +21,7 @@ from hds_storage.holdings.service import holding_row
 from hds_storage.ingest.multipart import Part
 from hds_storage.ingest.probe import DicomHeader, DicomProbe, load_dicom_parser
 from hds_storage.ingest.repository import IngestRepository
-from hds_storage.ingest.rows import add_new_row, sealed_row, stored_answer
+from hds_storage.ingest.rows import add_new_row, sealed_row
 from hds_storage.ingest.run import (
     UploadRun,
     patient_for,
@@ -40,6 +40,7 @@ from hds_storage.models import (
     Study,
 )
 from hds_storage.runtime import Runtime
+from hds_storage.schemas import from_row
 from hds_storage.transactions import workflow_transaction
 
 __all__ = ["DicomIngest"]
@@ -163,7 +164,7 @@ class DicomIngest:
                         raise _instance_conflict(item.part, header.sop_instance_uid)
                     if item.stored is not None:
                         run.discard_after_commit.append(item.stored.blob_key)
-                    results.append(stored_answer(InstanceStored, existing, "existing"))
+                    results.append(from_row(InstanceStored, existing, status="existing"))
                     continue
                 assert item.stored is not None
                 study = studies.get(header.study_instance_uid)
@@ -221,7 +222,7 @@ class DicomIngest:
                 session.add(instance)
                 created[header.sop_instance_uid] = instance
                 new_bytes += stored.size
-                results.append(stored_answer(InstanceStored, instance, "created"))
+                results.append(from_row(InstanceStored, instance, status="created"))
             await HoldingsRepository(session).add_usage(run.account.id, new_bytes)
             await session.flush()
         return InstancesUploaded(package_id=package_id, instances=results)

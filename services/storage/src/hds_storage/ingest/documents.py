@@ -22,7 +22,7 @@ from hds_storage.holdings.service import holding_row
 from hds_storage.ingest.multipart import Part
 from hds_storage.ingest.pdf_probe import PdfProbe
 from hds_storage.ingest.repository import IngestRepository
-from hds_storage.ingest.rows import sealed_row, stored_answer
+from hds_storage.ingest.rows import sealed_row
 from hds_storage.ingest.run import (
     UploadRun,
     patient_for,
@@ -38,6 +38,7 @@ from hds_storage.models import (
     Document,
 )
 from hds_storage.runtime import Runtime
+from hds_storage.schemas import from_row
 
 __all__ = ["DOCUMENT_FIELDS", "DocumentIngest", "normalise_date"]
 
@@ -181,7 +182,7 @@ class DocumentIngest:
                 ).document_by_sha(package_id, stored.sha256)
                 if existing is not None:
                     run.discard_after_commit.append(stored.blob_key)
-                    results.append(stored_answer(DocumentStored, existing, "existing"))
+                    results.append(from_row(DocumentStored, existing, status="existing"))
                     if await holding_repo.holding(run.account.id, existing.id) is None:
                         session.add(
                             holding_row(run.account.id, package_id, "document", existing.id, now)
@@ -202,7 +203,7 @@ class DocumentIngest:
                 session.add(holding_row(run.account.id, package_id, "document", document.id, now))
                 by_sha[stored.sha256] = document
                 new_bytes += stored.size
-                results.append(stored_answer(DocumentStored, document, "created"))
+                results.append(from_row(DocumentStored, document, status="created"))
             await holding_repo.add_usage(run.account.id, new_bytes)
             await session.flush()
         return DocumentsUploaded(package_id=package_id, documents=results)

@@ -1,25 +1,20 @@
 """The index rows an upload adds (patient, study, series, instance, document): each keeps
-its metadata sealed under the package's key, bound to its table and id, and its answer
-in the upload's reply is built from its columns."""
+its metadata sealed under the package's key, bound to its table and id."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hds_storage.keys import MetaCipher
 from hds_storage.models import Base
 
-__all__ = ["Outcome", "add_new_row", "sealed_row", "stored_answer"]
-
-Outcome = Literal["created", "existing"]
+__all__ = ["add_new_row", "sealed_row"]
 
 RowT = TypeVar("RowT", bound=Base)
-AnswerT = TypeVar("AnswerT", bound=BaseModel)
 
 
 def sealed_row(
@@ -50,10 +45,3 @@ async def add_new_row(
     session.add(row)
     await session.flush()
     return row
-
-
-def stored_answer(answer: type[AnswerT], row: object, status: Outcome) -> AnswerT:
-    """The reply's entry for one stored row: the row's columns of the answer's field names,
-    and whether this upload created it."""
-    columns = {name: getattr(row, name) for name in answer.model_fields if name != "status"}
-    return answer(**columns, status=status)
