@@ -109,8 +109,11 @@ InstitutionDep = Annotated[KeyHolder, Depends(institution)]
 # -- a feature's service on the request session (one transaction per request) ----------
 
 
-def package_downloads(runtime: RuntimeDep, session: SessionDep) -> PackageDownloads:
-    return PackageDownloads(runtime, session)
+def package_downloads(
+    _: CallingServiceDep, runtime: RuntimeDep, session: SessionDep, grant: GrantDep = None
+) -> PackageDownloads:
+    """Downloads for a calling service (DLX), through the package grant it sent."""
+    return PackageDownloads(runtime, session, grant)
 
 
 DownloadsDep = Annotated[PackageDownloads, Depends(package_downloads)]

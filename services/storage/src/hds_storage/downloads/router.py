@@ -10,9 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from hds_common.errors import ServiceTokenInvalid, problem_responses
 from hds_storage.deps import (
-    CallingServiceDep,
     DownloadsDep,
-    GrantDep,
     PathId,
 )
 from hds_storage.downloads.schemas import DataItem
@@ -56,13 +54,8 @@ _STREAM_PROBLEMS = (*_GRANT_PROBLEMS, RangeNotSatisfiableProblem, BlobStoreUnava
     summary="The package's items as DLX dataItems",
     responses=problem_responses(*_GRANT_PROBLEMS),
 )
-async def package_items(
-    package_id: PathId,
-    _: CallingServiceDep,
-    service: DownloadsDep,
-    grant: GrantDep = None,
-) -> list[DataItem]:
-    return await service.items(package_id, grant)
+async def package_items(package_id: PathId, service: DownloadsDep) -> list[DataItem]:
+    return await service.items(package_id)
 
 
 @router.get(
@@ -75,12 +68,10 @@ async def package_items(
 async def package_archive(
     package_id: PathId,
     request: Request,
-    _: CallingServiceDep,
     service: DownloadsDep,
-    grant: GrantDep = None,
     item: Annotated[list[str] | None, Query(description="Item ids; all when none")] = None,
 ) -> StreamingResponse:
-    return await service.archive(package_id, grant, item or [], request.headers)
+    return await service.archive(package_id, item or [], request.headers)
 
 
 @router.get(
@@ -91,14 +82,9 @@ async def package_archive(
     | problem_responses(*_STREAM_PROBLEMS, ItemNotFound),
 )
 async def package_document(
-    package_id: PathId,
-    document_id: PathId,
-    request: Request,
-    _: CallingServiceDep,
-    service: DownloadsDep,
-    grant: GrantDep = None,
+    package_id: PathId, document_id: PathId, request: Request, service: DownloadsDep
 ) -> StreamingResponse:
-    return await service.document(package_id, document_id, grant, request.headers)
+    return await service.document(package_id, document_id, request.headers)
 
 
 _KIND_HEADER: dict[str, Any] = {
@@ -119,11 +105,6 @@ _ITEM_CONTENT = ranged_content("application/zip", "application/pdf", headers=_KI
     responses=_ITEM_CONTENT | problem_responses(*_STREAM_PROBLEMS, ItemNotFound),
 )
 async def package_item_content(
-    package_id: PathId,
-    item_id: PathId,
-    request: Request,
-    _: CallingServiceDep,
-    service: DownloadsDep,
-    grant: GrantDep = None,
+    package_id: PathId, item_id: PathId, request: Request, service: DownloadsDep
 ) -> StreamingResponse:
-    return await service.item_content(package_id, item_id, grant, request.headers)
+    return await service.item_content(package_id, item_id, request.headers)
