@@ -17,9 +17,17 @@ from fastapi.security import HTTPBearer
 
 from hds_common.db import SessionDep
 from hds_common.deps import CallingServiceDep, bearer_claims
+from hds_common.errors import InvalidToken, MissingToken
 from hds_common.tokens import ACCOUNT_AUDIENCE, TokenClaims
 from hds_storage.downloads.service import PackageDownloads
-from hds_storage.errors import RoleRequired
+from hds_storage.errors import (
+    GrantInvalid,
+    GrantRequired,
+    IntegrityFailure,
+    NoKeySlot,
+    RoleRequired,
+    SessionEnded,
+)
 from hds_storage.holdings.service import HoldingsService
 from hds_storage.keyring import AccountPrincipal, KeyHolder, open_user_key
 from hds_storage.packages.service import PackageService
@@ -28,6 +36,9 @@ from hds_storage.schemas import ID_MAX_LENGTH, ID_PATTERN
 
 __all__ = [
     "GRANT_HEADER",
+    "INSTITUTION_PROBLEMS",
+    "KEY_HOLDER_PROBLEMS",
+    "PRINCIPAL_PROBLEMS",
     "CallingServiceDep",
     "ClaimsDep",
     "DownloadsDep",
@@ -71,6 +82,12 @@ async def account_principal(claims: ClaimsDep) -> AccountPrincipal:
 
 PrincipalDep = Annotated[AccountPrincipal, Depends(account_principal)]
 
+# What the account dependencies may answer before a route runs (its routes document them).
+PRINCIPAL_PROBLEMS = (MissingToken, InvalidToken)
+_USER_GRANT_PROBLEMS = (*PRINCIPAL_PROBLEMS, GrantRequired, GrantInvalid, SessionEnded)
+KEY_HOLDER_PROBLEMS = (*_USER_GRANT_PROBLEMS, NoKeySlot, IntegrityFailure)
+INSTITUTION_PROBLEMS = (*_USER_GRANT_PROBLEMS, RoleRequired)
+
 
 async def key_holder(principal: PrincipalDep, runtime: RuntimeDep) -> KeyHolder:
     key = await open_user_key(runtime, principal.grant, account_id=principal.account_id)
@@ -92,8 +109,11 @@ InstitutionDep = Annotated[KeyHolder, Depends(institution)]
 # -- a feature's service on the request session (one transaction per request) ----------
 
 
-def package_downloads(runtime: RuntimeDep, session: SessionDep) -> PackageDownloads:
-    return PackageDownloads(runtime, session)
+def package_downloads(
+    _: CallingServiceDep, runtime: RuntimeDep, session: SessionDep, grant: GrantDep = None
+) -> PackageDownloads:
+    """Downloads for a calling service (DLX), through the package grant it sent."""
+    return PackageDownloads(runtime, session, grant)
 
 
 DownloadsDep = Annotated[PackageDownloads, Depends(package_downloads)]

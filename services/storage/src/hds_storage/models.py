@@ -39,6 +39,25 @@ def _timestamp(*, nullable: bool = False) -> Mapped[dt.datetime]:
     return mapped_column(DateTime(timezone=True), default=utcnow, nullable=nullable)
 
 
+class SealedIndexRow:
+    """The columns of an index row (patient, study, series, instance, document): what
+    describes it, sealed under its package's key (:class:`hds_storage.keys.MetaCipher`)."""
+
+    meta: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = _timestamp()
+
+
+class StoredObjectRow:
+    """The columns of a row whose content is an encrypted blob (an instance, a document):
+    the plaintext's size and digests, and the STREAM segment size it was encrypted with."""
+
+    blob_key: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    crc32: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    segment_size: Mapped[int] = mapped_column(Integer)
+
+
 class Package(Base):
     """What one access code unlocks: one patient's objects from one institution."""
 
@@ -75,18 +94,16 @@ class KeySlot(Base):
     created_at: Mapped[dt.datetime] = _timestamp()
 
 
-class Patient(Base):
+class Patient(SealedIndexRow, Base):
     __tablename__ = "patients"
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     package_id: Mapped[str] = mapped_column(
         ForeignKey("packages.id", ondelete="CASCADE"), unique=True
     )
-    meta: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[dt.datetime] = _timestamp()
 
 
-class Study(Base):
+class Study(SealedIndexRow, Base):
     __tablename__ = "studies"
     __table_args__ = (UniqueConstraint("package_id", "study_instance_uid"),)
 
@@ -94,22 +111,18 @@ class Study(Base):
     package_id: Mapped[str] = mapped_column(ForeignKey("packages.id", ondelete="CASCADE"))
     patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
     study_instance_uid: Mapped[str] = mapped_column(UID)
-    meta: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[dt.datetime] = _timestamp()
 
 
-class Series(Base):
+class Series(SealedIndexRow, Base):
     __tablename__ = "series"
     __table_args__ = (UniqueConstraint("study_id", "series_instance_uid"),)
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
     series_instance_uid: Mapped[str] = mapped_column(UID)
-    meta: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[dt.datetime] = _timestamp()
 
 
-class Instance(Base):
+class Instance(StoredObjectRow, SealedIndexRow, Base):
     """One DICOM Part 10 file, stored as the encrypted blob ``blob_key``."""
 
     __tablename__ = "instances"
@@ -124,16 +137,9 @@ class Instance(Base):
     study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
     series_id: Mapped[str] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"))
     sop_instance_uid: Mapped[str] = mapped_column(UID)
-    blob_key: Mapped[str] = mapped_column(String(255))
-    size: Mapped[int] = mapped_column(BigInteger)
-    crc32: Mapped[int] = mapped_column(BigInteger)
-    sha256: Mapped[str] = mapped_column(String(64))
-    segment_size: Mapped[int] = mapped_column(Integer)
-    meta: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[dt.datetime] = _timestamp()
 
 
-class Document(Base):
+class Document(StoredObjectRow, SealedIndexRow, Base):
     """One PDF report, stored as the encrypted blob ``blob_key``."""
 
     __tablename__ = "documents"
@@ -143,13 +149,6 @@ class Document(Base):
         ForeignKey("packages.id", ondelete="CASCADE"), index=True
     )
     patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
-    blob_key: Mapped[str] = mapped_column(String(255))
-    size: Mapped[int] = mapped_column(BigInteger)
-    crc32: Mapped[int] = mapped_column(BigInteger)
-    sha256: Mapped[str] = mapped_column(String(64))
-    segment_size: Mapped[int] = mapped_column(Integer)
-    meta: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[dt.datetime] = _timestamp()
 
 
 class Share(Base):

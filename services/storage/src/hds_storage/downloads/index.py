@@ -27,7 +27,7 @@ from hds_storage.holdings.schemas import (
 )
 from hds_storage.keys import MetaCipher
 from hds_storage.models import Document, Instance, Patient, Study
-from hds_storage.schemas import PatientPublic
+from hds_storage.schemas import PatientPublic, as_utc
 
 __all__ = ["ArchiveContent", "IndexReader", "Keys", "iso_date", "modalities_of"]
 
@@ -61,11 +61,6 @@ def iso_date(value: Any) -> dt.date | None:
         return dt.datetime.strptime(value.strip(), "%Y%m%d").date()
     except ValueError:
         return None
-
-
-def as_utc(value: dt.datetime) -> dt.datetime:
-    # SQLite hands back naive datetimes; everything is stored in UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 def modalities_of(series_meta: Iterable[dict[str, Any]]) -> list[str]:

@@ -10,9 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from hds_common.errors import ServiceTokenInvalid, problem_responses
 from hds_storage.deps import (
-    CallingServiceDep,
     DownloadsDep,
-    GrantDep,
     PathId,
 )
 from hds_storage.downloads.schemas import DataItem
@@ -31,12 +29,11 @@ from hds_storage.errors import (
     RangeNotSatisfiableProblem,
     SessionEnded,
 )
+from hds_storage.openapi import ranged_content
 
 router = APIRouter(prefix="/internal/v1", tags=["internal"])
 
 
-_BINARY = {"schema": {"type": "string", "format": "binary"}}
-_PARTIAL: dict[int | str, dict[str, Any]] = {206: {"description": "Partial content (Range)"}}
 # What every grant route may answer before it looks at the items.
 _GRANT_PROBLEMS = (
     ServiceTokenInvalid,
@@ -57,51 +54,37 @@ _STREAM_PROBLEMS = (*_GRANT_PROBLEMS, RangeNotSatisfiableProblem, BlobStoreUnava
     summary="The package's items as DLX dataItems",
     responses=problem_responses(*_GRANT_PROBLEMS),
 )
-async def package_items(
-    package_id: PathId,
-    _: CallingServiceDep,
-    service: DownloadsDep,
-    grant: GrantDep = None,
-) -> list[DataItem]:
-    return await service.items(package_id, grant)
+async def package_items(package_id: PathId, service: DownloadsDep) -> list[DataItem]:
+    return await service.items(package_id)
 
 
 @router.get(
     "/packages/{package_id}/archive",
     summary="Items of the package as IHE PDI ZIP (Range, If-Range)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/zip": _BINARY}}}
-    | _PARTIAL
+    responses=ranged_content("application/zip")
     | problem_responses(*_STREAM_PROBLEMS, ItemNotFound, PackageEmpty),
 )
 async def package_archive(
     package_id: PathId,
     request: Request,
-    _: CallingServiceDep,
     service: DownloadsDep,
-    grant: GrantDep = None,
     item: Annotated[list[str] | None, Query(description="Item ids; all when none")] = None,
 ) -> StreamingResponse:
-    return await service.archive(package_id, grant, item or [], request.headers)
+    return await service.archive(package_id, item or [], request.headers)
 
 
 @router.get(
     "/packages/{package_id}/documents/{document_id}",
     summary="One PDF document of the package (Range, If-Range)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/pdf": _BINARY}}}
-    | _PARTIAL
+    responses=ranged_content("application/pdf")
     | problem_responses(*_STREAM_PROBLEMS, ItemNotFound),
 )
 async def package_document(
-    package_id: PathId,
-    document_id: PathId,
-    request: Request,
-    _: CallingServiceDep,
-    service: DownloadsDep,
-    grant: GrantDep = None,
+    package_id: PathId, document_id: PathId, request: Request, service: DownloadsDep
 ) -> StreamingResponse:
-    return await service.document(package_id, document_id, grant, request.headers)
+    return await service.document(package_id, document_id, request.headers)
 
 
 _KIND_HEADER: dict[str, Any] = {
@@ -111,13 +94,7 @@ _KIND_HEADER: dict[str, Any] = {
     }
 }
 
-_ITEM_CONTENT: dict[int | str, dict[str, Any]] = {
-    200: {
-        "content": {"application/zip": _BINARY, "application/pdf": _BINARY},
-        "headers": _KIND_HEADER,
-    },
-    206: {"description": "Partial content (Range)", "headers": _KIND_HEADER},
-}
+_ITEM_CONTENT = ranged_content("application/zip", "application/pdf", headers=_KIND_HEADER)
 
 
 @router.get(
@@ -128,11 +105,6 @@ _ITEM_CONTENT: dict[int | str, dict[str, Any]] = {
     responses=_ITEM_CONTENT | problem_responses(*_STREAM_PROBLEMS, ItemNotFound),
 )
 async def package_item_content(
-    package_id: PathId,
-    item_id: PathId,
-    request: Request,
-    _: CallingServiceDep,
-    service: DownloadsDep,
-    grant: GrantDep = None,
+    package_id: PathId, item_id: PathId, request: Request, service: DownloadsDep
 ) -> StreamingResponse:
-    return await service.item_content(package_id, item_id, grant, request.headers)
+    return await service.item_content(package_id, item_id, request.headers)

@@ -36,17 +36,18 @@ ItemContentKind = Literal["study", "document"]
 class PackageDownloads:
     """Downloads of one package through its grant, in the request's session."""
 
-    def __init__(self, runtime: Runtime, session: AsyncSession) -> None:
+    def __init__(self, runtime: Runtime, session: AsyncSession, grant: str | None) -> None:
         self.runtime = runtime
+        self.grant = grant
         self.packages = PackageService(runtime, session)
         self.index = IndexRepository(session)
 
-    async def _open(self, package_id: str, grant: str | None) -> tuple[Package, bytes]:
+    async def _open(self, package_id: str) -> tuple[Package, bytes]:
         package = await self.packages.require_complete(package_id)
-        return package, await package_key_from_grant(self.runtime, package, grant)
+        return package, await package_key_from_grant(self.runtime, package, self.grant)
 
-    async def items(self, package_id: str, grant: str | None) -> list[DataItem]:
-        package, package_key = await self._open(package_id, grant)
+    async def items(self, package_id: str) -> list[DataItem]:
+        package, package_key = await self._open(package_id)
         reader = IndexReader(self.index, GrantKeys(package.id, package_key))
         return await reader.data_items(
             await self.index.studies_of_package(package.id),
@@ -54,9 +55,9 @@ class PackageDownloads:
         )
 
     async def archive(
-        self, package_id: str, grant: str | None, item_ids: list[str], headers: Headers
+        self, package_id: str, item_ids: list[str], headers: Headers
     ) -> StreamingResponse:
-        package, package_key = await self._open(package_id, grant)
+        package, package_key = await self._open(package_id)
         studies: list[Study] = await self.index.studies_of_package(package.id)
         documents: list[Document] = await self.index.documents_of_package(package.id)
         if item_ids:
@@ -93,9 +94,9 @@ class PackageDownloads:
         )
 
     async def document(
-        self, package_id: str, document_id: str, grant: str | None, headers: Headers
+        self, package_id: str, document_id: str, headers: Headers
     ) -> StreamingResponse:
-        package, package_key = await self._open(package_id, grant)
+        package, package_key = await self._open(package_id)
         document = await self.index.document(document_id)
         if document is None or document.package_id != package.id:
             raise ItemNotFound("no such document in this package")
@@ -113,7 +114,7 @@ class PackageDownloads:
         )
 
     async def item_content(
-        self, package_id: str, item_id: str, grant: str | None, headers: Headers
+        self, package_id: str, item_id: str, headers: Headers
     ) -> StreamingResponse:
         """One item of the package as ``archive?item=<id>`` (a study) or
         ``documents/{id}`` (a document) answer it, with its kind in ``X-HDS-Item-Kind``.
@@ -121,7 +122,7 @@ class PackageDownloads:
         The item's kind comes from which index row holds its id (no metadata is
         decrypted for it); the body is then produced from the rows of that one item,
         decrypted once."""
-        package, package_key = await self._open(package_id, grant)
+        package, package_key = await self._open(package_id)
         kind: ItemContentKind
         study = await self.index.study(item_id)
         if study is not None and study.package_id == package.id:

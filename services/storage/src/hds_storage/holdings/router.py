@@ -4,18 +4,18 @@ the key slots), and the used bytes of an account for the identity service
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from hds_common.errors import (
-    InvalidToken,
-    MissingToken,
     ServiceTokenInvalid,
     problem_responses,
 )
 from hds_storage.deps import (
+    KEY_HOLDER_PROBLEMS,
+    PRINCIPAL_PROBLEMS,
     CallingServiceDep,
     HoldingsDep,
     KeyHolderDep,
@@ -27,14 +27,9 @@ from hds_storage.deps import (
 from hds_storage.errors import (
     AccountNotFound,
     DocumentNotFound,
-    GrantInvalid,
-    GrantRequired,
     IdentityUnavailable,
-    IntegrityFailure,
-    NoKeySlot,
     ObjectNotFound,
     RangeNotSatisfiableProblem,
-    SessionEnded,
     StudyNotFound,
 )
 from hds_storage.holdings.schemas import (
@@ -46,24 +41,24 @@ from hds_storage.holdings.schemas import (
     UsagePublic,
 )
 from hds_storage.holdings.service import delete_item, used_bytes
+from hds_storage.openapi import ranged_content
+from hds_storage.runtime import Runtime
+from hds_storage.schemas import ItemKind
 from hds_storage.shares.service import ShareService
 
 public = APIRouter(prefix="/storage/v1", tags=["holdings"])
 internal = APIRouter(prefix="/internal/v1", tags=["internal"])
 
 
-_BINARY = {"schema": {"type": "string", "format": "binary"}}
-_PARTIAL: dict[int | str, dict[str, Any]] = {206: {"description": "Partial content (Range)"}}
-# What every route of an account's own key slots may answer before it runs.
-KEY_HOLDER_PROBLEMS = (
-    MissingToken,
-    InvalidToken,
-    GrantRequired,
-    GrantInvalid,
-    SessionEnded,
-    NoKeySlot,
-    IntegrityFailure,
-)
+# Narrows a list to the items of one patient.
+PatientFilter = Annotated[str | None, Query(description="Patient record id")]
+
+
+async def _deleted(runtime: Runtime, account_id: str, item_id: str, kind: ItemKind) -> Response:
+    await delete_item(runtime, account_id, item_id, kind)
+    # The room made may let shares waiting for it in.
+    await ShareService(runtime).accept_waiting(account_id)
+    return Response(status_code=204)
 
 
 @public.get(
@@ -83,7 +78,7 @@ async def list_patients(holder: KeyHolderDep, service: HoldingsDep) -> list[Pati
 async def list_studies(
     holder: KeyHolderDep,
     service: HoldingsDep,
-    patient: Annotated[str | None, Query(description="Patient record id")] = None,
+    patient: PatientFilter = None,
 ) -> list[StudyPublic]:
     return await service.studies(holder, patient=patient)
 
@@ -101,8 +96,7 @@ async def get_study(study_id: PathId, holder: KeyHolderDep, service: HoldingsDep
     "/studies/{study_id}/archive",
     summary="A study as IHE PDI ZIP (Range, If-Range)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/zip": _BINARY}}}
-    | _PARTIAL
+    responses=ranged_content("application/zip")
     | problem_responses(*KEY_HOLDER_PROBLEMS, StudyNotFound, RangeNotSatisfiableProblem),
 )
 async def study_archive(
@@ -118,13 +112,10 @@ async def study_archive(
     "/studies/{study_id}",
     status_code=204,
     summary="Delete a whole study",
-    responses=problem_responses(MissingToken, InvalidToken, StudyNotFound),
+    responses=problem_responses(*PRINCIPAL_PROBLEMS, StudyNotFound),
 )
 async def delete_study(study_id: PathId, principal: PrincipalDep, runtime: RuntimeDep) -> Response:
-    await delete_item(runtime, principal.account_id, study_id, "study")
-    # The room made may let shares waiting for it in.
-    await ShareService(runtime).accept_waiting(principal.account_id)
-    return Response(status_code=204)
+    return await _deleted(runtime, principal.account_id, study_id, "study")
 
 
 @public.get(
@@ -135,7 +126,7 @@ async def delete_study(study_id: PathId, principal: PrincipalDep, runtime: Runti
 async def list_documents(
     holder: KeyHolderDep,
     service: HoldingsDep,
-    patient: Annotated[str | None, Query(description="Patient record id")] = None,
+    patient: PatientFilter = None,
 ) -> list[DocumentPublic]:
     return await service.documents(holder, patient=patient)
 
@@ -144,22 +135,19 @@ async def list_documents(
     "/documents/{document_id}",
     status_code=204,
     summary="Delete a document",
-    responses=problem_responses(MissingToken, InvalidToken, DocumentNotFound),
+    responses=problem_responses(*PRINCIPAL_PROBLEMS, DocumentNotFound),
 )
 async def delete_document(
     document_id: PathId, principal: PrincipalDep, runtime: RuntimeDep
 ) -> Response:
-    await delete_item(runtime, principal.account_id, document_id, "document")
-    await ShareService(runtime).accept_waiting(principal.account_id)
-    return Response(status_code=204)
+    return await _deleted(runtime, principal.account_id, document_id, "document")
 
 
 @public.get(
     "/objects/{object_id}",
     summary="One decrypted instance or document (Range, If-Range)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/dicom": _BINARY, "application/pdf": _BINARY}}}
-    | _PARTIAL
+    responses=ranged_content("application/dicom", "application/pdf")
     | problem_responses(*KEY_HOLDER_PROBLEMS, ObjectNotFound, RangeNotSatisfiableProblem),
 )
 async def get_object(
@@ -174,7 +162,7 @@ async def get_object(
 @public.get(
     "/usage",
     summary="Quota and usage of the account",
-    responses=problem_responses(MissingToken, InvalidToken, AccountNotFound, IdentityUnavailable),
+    responses=problem_responses(*PRINCIPAL_PROBLEMS, AccountNotFound, IdentityUnavailable),
 )
 async def usage(holder: PrincipalDep, service: HoldingsDep) -> UsagePublic:
     return await service.usage(holder.account_id)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TypeVar
 
 import structlog
 from fastapi.responses import StreamingResponse
@@ -40,9 +41,10 @@ from hds_storage.maintenance.collector import (
     delete_blobs,
     remove_unheld_item,
 )
-from hds_storage.models import Document, Holding, Instance, KeySlot
+from hds_storage.models import Document, Holding, Instance, KeySlot, Study
 from hds_storage.packages.repository import PackageRepository
 from hds_storage.runtime import Runtime
+from hds_storage.schemas import ItemKind
 from hds_storage.transactions import workflow_transaction
 
 __all__ = [
@@ -56,6 +58,9 @@ __all__ = [
 ]
 
 log = structlog.get_logger("hds.storage.holdings")
+
+HeldRow = TypeVar("HeldRow", Study, Document)
+View = TypeVar("View", StudyPublic, DocumentPublic)
 
 
 def _added_at(holdings: list[Holding]) -> dict[str, dt.datetime]:
@@ -81,14 +86,27 @@ class HoldingsService:
             raise not_held(kind)
         return holding
 
-    async def studies(self, holder: KeyHolder, *, patient: str | None = None) -> list[StudyPublic]:
-        holdings = await self.holdings.holdings(holder.account_id, kind="study")
-        studies = await self.index.studies(h.item_id for h in holdings)
+    async def _held_items(
+        self,
+        holder: KeyHolder,
+        kind: ItemKind,
+        patient: str | None,
+        load: Callable[[Iterable[str]], Awaitable[list[HeldRow]]],
+        read: Callable[[IndexReader, list[HeldRow], dict[str, dt.datetime]], Awaitable[list[View]]],
+    ) -> list[View]:
+        """The account's items of one kind (of one patient, if given), oldest holding first."""
+        holdings = await self.holdings.holdings(holder.account_id, kind=kind)
+        rows = await load(h.item_id for h in holdings)
         if patient is not None:
-            studies = [s for s in studies if s.patient_id == patient]
+            rows = [row for row in rows if row.patient_id == patient]
         reader, _ = self._reader(holder)
-        views = await reader.studies(studies, _added_at(holdings))
-        return sorted(views, key=lambda s: (s.added_at, s.id))
+        views = await read(reader, rows, _added_at(holdings))
+        return sorted(views, key=lambda view: (view.added_at, view.id))
+
+    async def studies(self, holder: KeyHolder, *, patient: str | None = None) -> list[StudyPublic]:
+        return await self._held_items(
+            holder, "study", patient, self.index.studies, IndexReader.studies
+        )
 
     async def study(self, holder: KeyHolder, study_id: str) -> StudyDetail:
         holding = await self._holding(holder, study_id, "study")
@@ -101,13 +119,9 @@ class HoldingsService:
     async def documents(
         self, holder: KeyHolder, *, patient: str | None = None
     ) -> list[DocumentPublic]:
-        holdings = await self.holdings.holdings(holder.account_id, kind="document")
-        documents = await self.index.documents(h.item_id for h in holdings)
-        if patient is not None:
-            documents = [d for d in documents if d.patient_id == patient]
-        reader, _ = self._reader(holder)
-        views = await reader.documents(documents, _added_at(holdings))
-        return sorted(views, key=lambda d: (d.added_at, d.id))
+        return await self._held_items(
+            holder, "document", patient, self.index.documents, IndexReader.documents
+        )
 
     async def patients(self, holder: KeyHolder) -> list[PatientHoldings]:
         holdings = await self.holdings.holdings(holder.account_id)

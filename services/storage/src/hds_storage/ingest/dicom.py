@@ -5,7 +5,6 @@ same bytes, and indexed (patient, study, series, instance) in the run's final tr
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -22,8 +21,8 @@ from hds_storage.holdings.service import holding_row
 from hds_storage.ingest.multipart import Part
 from hds_storage.ingest.probe import DicomHeader, DicomProbe, load_dicom_parser
 from hds_storage.ingest.repository import IngestRepository
+from hds_storage.ingest.rows import add_new_row, sealed_row
 from hds_storage.ingest.run import (
-    Outcome,
     UploadRun,
     patient_for,
     patient_mismatch,
@@ -41,6 +40,7 @@ from hds_storage.models import (
     Study,
 )
 from hds_storage.runtime import Runtime
+from hds_storage.schemas import from_row
 from hds_storage.transactions import workflow_transaction
 
 __all__ = ["DicomIngest"]
@@ -164,25 +164,23 @@ class DicomIngest:
                         raise _instance_conflict(item.part, header.sop_instance_uid)
                     if item.stored is not None:
                         run.discard_after_commit.append(item.stored.blob_key)
-                    results.append(_instance_out(existing, "existing"))
+                    results.append(from_row(InstanceStored, existing, status="existing"))
                     continue
                 assert item.stored is not None
                 study = studies.get(header.study_instance_uid)
                 if study is None:
                     study = await upload_repo.study_by_uid(package_id, header.study_instance_uid)
                     if study is None:
-                        study_id = str(uuid.uuid4())
-                        study = Study(
-                            id=study_id,
+                        study = await add_new_row(
+                            session,
+                            Study,
+                            cipher,
+                            header.study,
+                            now,
                             package_id=package_id,
                             patient_id=patient.id,
                             study_instance_uid=header.study_instance_uid,
-                            meta=cipher.seal("studies", study_id, header.study),
-                            created_at=now,
                         )
-                        session.add(study)
-                        # No ORM relationships: parents are flushed before children.
-                        await session.flush()
                     studies[header.study_instance_uid] = study
                 if study.id not in held:
                     new_bytes += await self._ensure_holding(
@@ -194,44 +192,37 @@ class DicomIngest:
                 if series is None:
                     series = await upload_repo.series_by_uid(study.id, header.series_instance_uid)
                     if series is None:
-                        series_id = str(uuid.uuid4())
-                        series = Series(
-                            id=series_id,
+                        series = await add_new_row(
+                            session,
+                            Series,
+                            cipher,
+                            header.series,
+                            now,
                             study_id=study.id,
                             series_instance_uid=header.series_instance_uid,
-                            meta=cipher.seal("series", series_id, header.series),
-                            created_at=now,
                         )
-                        session.add(series)
-                        await session.flush()
                     series_rows[series_key] = series
                 stored = item.stored
-                instance = Instance(
-                    id=stored.object_id,
+                instance = sealed_row(
+                    Instance,
+                    cipher,
+                    stored.object_id,
+                    {
+                        "sop_class_uid": header.sop_class_uid,
+                        "transfer_syntax_uid": header.transfer_syntax_uid,
+                        "instance_number": header.instance_number,
+                    },
+                    now,
                     package_id=package_id,
                     study_id=study.id,
                     series_id=series.id,
                     sop_instance_uid=header.sop_instance_uid,
-                    blob_key=stored.blob_key,
-                    size=stored.size,
-                    crc32=stored.crc32,
-                    sha256=stored.sha256,
-                    segment_size=stored.segment_size,
-                    meta=cipher.seal(
-                        "instances",
-                        stored.object_id,
-                        {
-                            "sop_class_uid": header.sop_class_uid,
-                            "transfer_syntax_uid": header.transfer_syntax_uid,
-                            "instance_number": header.instance_number,
-                        },
-                    ),
-                    created_at=now,
+                    **stored.blob_columns(),
                 )
                 session.add(instance)
                 created[header.sop_instance_uid] = instance
                 new_bytes += stored.size
-                results.append(_instance_out(instance, "created"))
+                results.append(from_row(InstanceStored, instance, status="created"))
             await HoldingsRepository(session).add_usage(run.account.id, new_bytes)
             await session.flush()
         return InstancesUploaded(package_id=package_id, instances=results)
@@ -259,16 +250,4 @@ def _instance_conflict(part: Part, sop_uid: str) -> InstanceConflict:
         part=part.label,
         part_index=part.index,
         sop_instance_uid=sop_uid,
-    )
-
-
-def _instance_out(instance: Instance, status: Outcome) -> InstanceStored:
-    return InstanceStored(
-        id=instance.id,
-        sop_instance_uid=instance.sop_instance_uid,
-        study_id=instance.study_id,
-        series_id=instance.series_id,
-        size=instance.size,
-        sha256=instance.sha256,
-        status=status,
     )

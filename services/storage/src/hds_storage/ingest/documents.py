@@ -22,8 +22,8 @@ from hds_storage.holdings.service import holding_row
 from hds_storage.ingest.multipart import Part
 from hds_storage.ingest.pdf_probe import PdfProbe
 from hds_storage.ingest.repository import IngestRepository
+from hds_storage.ingest.rows import sealed_row
 from hds_storage.ingest.run import (
-    Outcome,
     UploadRun,
     patient_for,
     start_run,
@@ -38,6 +38,7 @@ from hds_storage.models import (
     Document,
 )
 from hds_storage.runtime import Runtime
+from hds_storage.schemas import from_row
 
 __all__ = ["DOCUMENT_FIELDS", "DocumentIngest", "normalise_date"]
 
@@ -181,41 +182,28 @@ class DocumentIngest:
                 ).document_by_sha(package_id, stored.sha256)
                 if existing is not None:
                     run.discard_after_commit.append(stored.blob_key)
-                    results.append(_document_out(existing, "existing"))
+                    results.append(from_row(DocumentStored, existing, status="existing"))
                     if await holding_repo.holding(run.account.id, existing.id) is None:
                         session.add(
                             holding_row(run.account.id, package_id, "document", existing.id, now)
                         )
                         new_bytes += existing.size
                     continue
-                document = Document(
-                    id=stored.object_id,
+                document = sealed_row(
+                    Document,
+                    target.cipher,
+                    stored.object_id,
+                    {"title": title, "date": date},
+                    now,
                     package_id=package_id,
                     patient_id=patient.id,
-                    blob_key=stored.blob_key,
-                    size=stored.size,
-                    crc32=stored.crc32,
-                    sha256=stored.sha256,
-                    segment_size=stored.segment_size,
-                    meta=target.cipher.seal(
-                        "documents", stored.object_id, {"title": title, "date": date}
-                    ),
-                    created_at=now,
+                    **stored.blob_columns(),
                 )
                 session.add(document)
                 session.add(holding_row(run.account.id, package_id, "document", document.id, now))
                 by_sha[stored.sha256] = document
                 new_bytes += stored.size
-                results.append(_document_out(document, "created"))
+                results.append(from_row(DocumentStored, document, status="created"))
             await holding_repo.add_usage(run.account.id, new_bytes)
             await session.flush()
         return DocumentsUploaded(package_id=package_id, documents=results)
-
-
-def _document_out(document: Document, status: Outcome) -> DocumentStored:
-    return DocumentStored(
-        id=document.id,
-        size=document.size,
-        sha256=document.sha256,
-        status=status,
-    )

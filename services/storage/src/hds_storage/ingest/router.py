@@ -14,7 +14,7 @@ from python_multipart.multipart import parse_options_header
 from starlette.requests import ClientDisconnect
 
 from hds_common.errors import BadRequest, InsufficientStorage, problem_responses
-from hds_storage.deps import InstitutionDep, PathId, RuntimeDep
+from hds_storage.deps import INSTITUTION_PROBLEMS, InstitutionDep, PathId, RuntimeDep
 from hds_storage.errors import (
     ClientDisconnected,
     DicomIncomplete,
@@ -39,7 +39,7 @@ from hds_storage.ingest.dicom import DicomIngest
 from hds_storage.ingest.documents import DOCUMENT_FIELDS, DocumentIngest
 from hds_storage.ingest.multipart import MultipartReader, Part, multipart_boundary, single_part
 from hds_storage.ingest.schemas import DocumentsUploaded, InstancesUploaded
-from hds_storage.packages.router import INSTITUTION_PROBLEMS
+from hds_storage.openapi import BINARY, also_ok
 
 __all__ = ["INGEST_PATHS", "router"]
 
@@ -48,7 +48,6 @@ router = APIRouter(prefix="/storage/v1", tags=["ingest"])
 # The upload routes: their bodies stream to the blob store, bounded by the quota.
 INGEST_PATHS = re.compile(r"/storage/v1/packages/[^/]+/(instances|documents)")
 
-_BINARY = {"schema": {"type": "string", "format": "binary"}}
 _INSTANCES_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -61,7 +60,7 @@ _INSTANCES_BODY: dict[str, Any] = {
                     "additionalProperties": {"type": "string", "format": "binary"},
                 }
             },
-            "application/dicom": _BINARY,
+            "application/dicom": BINARY,
         },
     }
 }
@@ -85,9 +84,7 @@ _DOCUMENTS_BODY: dict[str, Any] = {
         },
     }
 }
-_ALL_STORED_BEFORE: dict[int | str, dict[str, Any]] = {
-    200: {"description": "Every instance was stored before with the same bytes"}
-}
+_ALL_STORED_BEFORE = also_ok("Every instance was stored before with the same bytes")
 # What every upload may answer besides its own content checks.
 _UPLOAD_PROBLEMS = (
     *INSTITUTION_PROBLEMS,

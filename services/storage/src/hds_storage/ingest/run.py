@@ -23,7 +23,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,6 +43,7 @@ from hds_storage.holdings.repository import HoldingsRepository
 from hds_storage.identity_client import AccountInfo
 from hds_storage.ingest.multipart import Part
 from hds_storage.ingest.repository import IngestRepository
+from hds_storage.ingest.rows import add_new_row
 from hds_storage.keyring import KeyHolder
 from hds_storage.keys import MetaCipher, open_slot
 from hds_storage.maintenance.collector import ItemRef, collect_items, delete_blobs
@@ -56,7 +57,6 @@ from hds_storage.runtime import Runtime
 from hds_storage.transactions import workflow_transaction
 
 __all__ = [
-    "Outcome",
     "UploadRun",
     "UploadTarget",
     "open_meta",
@@ -68,7 +68,6 @@ __all__ = [
 
 log = structlog.get_logger("hds.storage.ingest")
 
-Outcome = Literal["created", "existing"]
 # Per-part framing of multipart bodies is not plaintext; this much of Content-Length may
 # be overhead before the up-front reservation insists on it.
 _MULTIPART_SLACK = 256 * 1024
@@ -295,16 +294,9 @@ async def patient_for(
     ``fields["patient_id"]`` must match it."""
     patient = await IndexRepository(session).patient_of_package(target.package.id)
     if patient is None:
-        patient_row_id = str(uuid.uuid4())
-        patient = Patient(
-            id=patient_row_id,
-            package_id=target.package.id,
-            meta=target.cipher.seal("patients", patient_row_id, fields),
-            created_at=now,
+        return await add_new_row(
+            session, Patient, target.cipher, fields, now, package_id=target.package.id
         )
-        session.add(patient)
-        await session.flush()
-        return patient
     stored = open_meta(target.cipher, "patients", patient.id, patient.meta)
     if stored.get("patient_id") != fields["patient_id"]:
         raise patient_mismatch(part)

@@ -8,7 +8,8 @@ import hashlib
 import uuid
 import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from hds_common.blobstore import BlobStore
 from hds_common.crypto import SEGMENT_SIZE, encrypt_stream
@@ -36,6 +37,9 @@ class Digest:
     def sha256(self) -> str:
         return self.sha.hexdigest()
 
+    def totals(self) -> dict[str, Any]:
+        return {"size": self.size, "crc32": self.crc32, "sha256": self.sha256}
+
 
 @dataclass(frozen=True, slots=True)
 class StoredObject:
@@ -45,6 +49,12 @@ class StoredObject:
     crc32: int
     sha256: str
     segment_size: int
+
+    def blob_columns(self) -> dict[str, Any]:
+        """The columns an instance or document row keeps of its blob (all but its id)."""
+        columns = asdict(self)
+        del columns["object_id"]
+        return columns
 
 
 async def store_object(
@@ -72,12 +82,7 @@ async def store_object(
     on_key(key)
     await store.put(key, encrypt_stream(package_key, object_id, plaintext(), SEGMENT_SIZE))
     return StoredObject(
-        object_id=object_id,
-        blob_key=key,
-        size=digest.size,
-        crc32=digest.crc32,
-        sha256=digest.sha256,
-        segment_size=SEGMENT_SIZE,
+        object_id=object_id, blob_key=key, segment_size=SEGMENT_SIZE, **digest.totals()
     )
 
 

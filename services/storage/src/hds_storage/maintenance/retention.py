@@ -29,7 +29,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from hds_common.blobstore import BlobStore
 from hds_common.db import utcnow
 from hds_storage.codes_client import CodesUnavailable
-from hds_storage.downloads.index import as_utc
 from hds_storage.errors import PackageNotFound, PackageRetired
 from hds_storage.holdings.quota import release_holding
 from hds_storage.holdings.repository import HoldingsRepository
@@ -37,6 +36,7 @@ from hds_storage.identity_client import IdentityClient
 from hds_storage.maintenance.collector import ItemRef, delete_blobs, remove_unheld_item
 from hds_storage.maintenance.repository import MaintenanceRepository
 from hds_storage.packages.repository import PackageRepository
+from hds_storage.schemas import as_utc
 from hds_storage.transactions import workflow_transaction
 
 __all__ = [

@@ -8,12 +8,11 @@ from fastapi import APIRouter
 
 from hds_common.errors import (
     InsufficientStorage,
-    InvalidToken,
-    MissingToken,
     ServiceTokenInvalid,
     problem_responses,
 )
 from hds_storage.deps import (
+    INSTITUTION_PROBLEMS,
     CallingServiceDep,
     GrantDep,
     InstitutionDep,
@@ -31,7 +30,6 @@ from hds_storage.errors import (
     PackageEmpty,
     PackageIncomplete,
     PackageNotFound,
-    RoleRequired,
     SessionEnded,
     UploadInProgress,
 )
@@ -46,17 +44,6 @@ from hds_storage.packages.service import import_slot
 
 public = APIRouter(prefix="/storage/v1", tags=["ingest"])
 internal = APIRouter(prefix="/internal/v1", tags=["internal"])
-
-
-# What every institution route may answer before it runs.
-INSTITUTION_PROBLEMS = (
-    MissingToken,
-    InvalidToken,
-    GrantRequired,
-    GrantInvalid,
-    SessionEnded,
-    RoleRequired,
-)
 
 
 @public.post(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from pydantic import BaseModel, Field
 
 from hds_storage.schemas import (
@@ -11,6 +9,7 @@ from hds_storage.schemas import (
     ID_PATTERN,
     PackageState,
     PatientPublic,
+    UtcTimestamp,
 )
 
 
@@ -18,9 +17,9 @@ class PackagePublic(BaseModel):
     id: str
     state: PackageState
     institution_id: str
-    created_at: dt.datetime
-    last_activity_at: dt.datetime
-    completed_at: dt.datetime | None
+    created_at: UtcTimestamp
+    last_activity_at: UtcTimestamp
+    completed_at: UtcTimestamp | None
     patient: PatientPublic | None = None
     studies: int = 0
     documents: int = 0

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hds_common.crypto import b64e, generate_package_key
 from hds_common.db import utcnow
-from hds_storage.downloads.index import IndexReader, as_utc
+from hds_storage.downloads.index import IndexReader
 from hds_storage.downloads.repository import IndexRepository
 from hds_storage.errors import (
     AccountWithoutKey,
@@ -43,7 +43,7 @@ from hds_storage.packages.schemas import (
     SlotImported,
 )
 from hds_storage.runtime import Runtime
-from hds_storage.schemas import PackageState
+from hds_storage.schemas import PackageState, as_utc, from_row
 from hds_storage.transactions import workflow_transaction
 
 __all__ = ["PackageService", "import_slot", "load_package"]
@@ -235,11 +235,4 @@ def _state(package: Package) -> PackageState:
 
 
 def _package_out(package: Package) -> PackagePublic:
-    return PackagePublic(
-        id=package.id,
-        state=_state(package),
-        institution_id=package.institution_id,
-        created_at=as_utc(package.created_at),
-        last_activity_at=as_utc(package.last_activity_at),
-        completed_at=as_utc(package.completed_at) if package.completed_at else None,
-    )
+    return from_row(PackagePublic, package, state=_state(package))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -10,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hds_storage.schemas import (
     ID_PATTERN,
     ShareKind,
+    UtcTimestamp,
 )
 
 
@@ -38,7 +38,7 @@ class SharePublic(BaseModel):
         "declines it (DELETE /shares/{id})"
     )
     size_bytes: int = Field(description="Bytes the share adds to the recipient's holdings")
-    created_at: dt.datetime
+    created_at: UtcTimestamp
 
 
 class SharesPublic(BaseModel):

@@ -27,7 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hds_common.db import utcnow
 from hds_common.errors import InsufficientStorage, NotFound, ProblemError
-from hds_storage.downloads.index import as_utc
 from hds_storage.downloads.repository import IndexRepository
 from hds_storage.errors import (
     PackageEmpty,
@@ -49,7 +48,7 @@ from hds_storage.models import Holding, Share
 from hds_storage.packages.repository import PackageRepository
 from hds_storage.packages.service import PackageService
 from hds_storage.runtime import Runtime
-from hds_storage.schemas import ItemKind, ShareKind
+from hds_storage.schemas import ItemKind, ShareKind, from_row
 from hds_storage.shares.repository import ShareRepository
 from hds_storage.shares.schemas import SharePublic, SharesPublic
 from hds_storage.transactions import workflow_transaction
@@ -79,19 +78,7 @@ def _recipient_not_found() -> RecipientNotFound:
 
 
 def _share_out(share: Share, size: int) -> SharePublic:
-    return SharePublic.model_validate(
-        {
-            "id": share.id,
-            "package_id": share.package_id,
-            "item_kind": share.item_kind,
-            "item_id": share.item_id,
-            "from_account_id": share.from_account_id,
-            "to_account_id": share.to_account_id,
-            "state": share.state,
-            "size_bytes": size,
-            "created_at": as_utc(share.created_at),
-        }
-    )
+    return from_row(SharePublic, share, size_bytes=size)
 
 
 async def _shares_out(session: AsyncSession, shares: list[Share]) -> list[SharePublic]:
