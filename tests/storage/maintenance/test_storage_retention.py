@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from hds_common.db import utcnow
 from hds_common.testing.dicom import make_study
-from hds_storage.codes_client import CodesUnavailable
+from hds_storage.clients.codes import CodesUnavailable
 from hds_storage.maintenance.retention import retire_expired_packages
 from tests.storage.support import StorageEnv
 from tests.storage.support_identity import TestAccount

@@ -12,8 +12,8 @@ import httpx
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from hds_auth.clients.storage import KeySessions
 from hds_auth.config import Settings
-from hds_auth.key_sessions import KeySessions
 from hds_auth.mail import Mailer, mailer_from
 from hds_auth.passwords.hashing import PasswordHashing
 from hds_auth.signing.issuer import TokenIssuer

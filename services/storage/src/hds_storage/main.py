@@ -11,20 +11,18 @@ import httpx
 import structlog
 from fastapi import FastAPI
 
-from hds_common.app import create_service_app
+from hds_common.app import create_backend_app, logged_app
 from hds_common.blobstore import blobstore_from_url
 from hds_common.db import create_engine, create_session_maker, migrate_service, ping_database
 from hds_common.http import internal_client
 from hds_common.key_provider import key_provider
-from hds_common.logs import configure_logging
 from hds_common.observability import ReadinessCheck
-from hds_common.serving import HttpLimits
 from hds_common.tokens import JwksClient, KeySource, TokenVerifier
-from hds_storage.codes_client import CodesClient
+from hds_storage.clients.codes import CodesClient
+from hds_storage.clients.identity import IdentityClient
 from hds_storage.config import Settings
 from hds_storage.downloads import router as downloads
 from hds_storage.holdings import router as holdings
-from hds_storage.identity_client import IdentityClient
 from hds_storage.ingest import router as ingest
 from hds_storage.ingest.router import INGEST_PATHS
 from hds_storage.key_sessions import router as key_sessions
@@ -128,9 +126,9 @@ def create_app(
     """Build the app. ``transport`` replaces the network for calls to other services
     (tests wire the services together in one process with it); ``token_keys`` replaces
     the identity service's JWKS (tests that mint their own tokens)."""
-    settings = settings or Settings()
-    app = create_service_app(
-        gateway_secret=settings.suite.internal_secret.get_secret_value,
+    app = create_backend_app(
+        settings or Settings(),
+        transport=transport,
         service="storage",
         title="HDS encrypted storage service",
         description=(
@@ -150,18 +148,13 @@ def create_app(
             holdings.internal,
             key_sessions.router,
         ],
-        limits=HttpLimits.from_settings(settings.suite),
         # Uploads stream to the blob store and are bounded by the quota reservation.
         large_bodies=INGEST_PATHS,
     )
-    app.state.settings = settings
-    app.state.transport = transport
     app.state.token_keys = token_keys
     return app
 
 
 def app_from_env() -> FastAPI:
     """Entry point for uvicorn (``--factory``)."""
-    settings = Settings()
-    configure_logging("storage", level=settings.suite.log_level, json=settings.suite.log_json)
-    return create_app(settings)
+    return logged_app("storage", Settings, create_app)

@@ -9,10 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hds_common.blobstore import BlobStore
 from hds_common.tokens import TokenVerifier
-from hds_storage.codes_client import CodesClient
+from hds_storage.clients.codes import CodesClient
+from hds_storage.clients.identity import IdentityClient
 from hds_storage.config import Settings
 from hds_storage.downloads.plans import ArchivePlans
-from hds_storage.identity_client import IdentityClient
 
 __all__ = ["Runtime"]
 

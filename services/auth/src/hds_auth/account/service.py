@@ -9,11 +9,11 @@ from __future__ import annotations
 import uuid
 
 import httpx
-import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hds_auth.account import repository
 from hds_auth.account.schemas import InstitutionProfile, Me, PublicKey, SettingsUpdate
+from hds_auth.clients.storage import fetch_usage
 from hds_auth.config import Settings
 from hds_auth.errors import AccountNotFound, InstitutionOnlySetting, InvalidSetting
 from hds_auth.models import Account
@@ -21,8 +21,6 @@ from hds_auth.schemas import AccountSettings
 from hds_common.crypto import b64e
 from hds_common.db import utcnow
 from hds_common.row_views import view_of
-
-log = structlog.get_logger("hds.auth")
 
 
 def normalise_email(email: str) -> str:
@@ -62,23 +60,6 @@ def code_validity_days(settings: Settings, account: Account) -> int | None:
 
 def account_settings(account: Account) -> AccountSettings:
     return AccountSettings.model_validate(account, from_attributes=True)
-
-
-async def fetch_usage(
-    storage: httpx.AsyncClient, account_id: uuid.UUID, *, timeout: float
-) -> int | None:
-    """Bytes the account uses, from the storage service; None when it cannot tell.
-
-    Only ``used_bytes`` of storage's answer is read: the quota is this service's to say
-    (storage answers usage without asking it back)."""
-    try:
-        response = await storage.get(f"/internal/v1/usage/{account_id}", timeout=timeout)
-        response.raise_for_status()
-        used = response.json()["used_bytes"]
-    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-        log.warning("storage_usage_unavailable", account_id=str(account_id), error=repr(exc))
-        return None
-    return used if isinstance(used, int) and not isinstance(used, bool) else None
 
 
 async def me(settings: Settings, storage: httpx.AsyncClient, account: Account) -> Me:

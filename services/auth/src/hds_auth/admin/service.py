@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hds_auth.account.service import account_settings, quota_bytes
 from hds_auth.admin.schemas import AdminAccount, AdminAccountUpdate
+from hds_auth.clients.storage import end_key_sessions
 from hds_auth.config import Settings
 from hds_auth.errors import InstitutionOnly
-from hds_auth.key_sessions import end_key_sessions
 from hds_auth.models import Account
 from hds_auth.runtime import Runtime
 from hds_auth.sessions import repository as sessions

@@ -22,8 +22,8 @@ from hds_auth.account.key_slots import (
     set_password_slot,
 )
 from hds_auth.account.service import normalise_email
+from hds_auth.clients.storage import end_key_sessions
 from hds_auth.errors import InvalidPassword, InvalidRecoveryCode
-from hds_auth.key_sessions import end_key_sessions
 from hds_auth.models import Account
 from hds_auth.passwords.policy import check_password_policy
 from hds_auth.passwords.schemas import PasswordResetRequest

@@ -23,8 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hds_auth.account import repository as accounts
 from hds_auth.account.key_slots import open_password_slot
 from hds_auth.account.service import normalise_email
+from hds_auth.clients.storage import end_key_sessions
 from hds_auth.errors import AccountDisabled, InvalidCredentials, InvalidRefreshToken
-from hds_auth.key_sessions import end_key_sessions
 from hds_auth.models import Account, RefreshToken
 from hds_auth.opaque_tokens import hash_secret, new_secret_token, row_of_token
 from hds_auth.runtime import Runtime

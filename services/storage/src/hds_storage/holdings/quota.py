@@ -30,9 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hds_common.db import utcnow
 from hds_common.errors import InsufficientStorage
+from hds_storage.clients.identity import AccountInfo
 from hds_storage.errors import UploadExpired
 from hds_storage.holdings.repository import HoldingsRepository
-from hds_storage.identity_client import AccountInfo
 from hds_storage.maintenance.collector import ItemRef
 from hds_storage.models import Holding
 from hds_storage.packages.repository import PackageRepository

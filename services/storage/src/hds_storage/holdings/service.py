@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import Headers
 
 from hds_common.db import utcnow
+from hds_storage.clients.identity import AccountInfo
 from hds_storage.downloads.index import IndexReader
 from hds_storage.downloads.repository import IndexRepository
 from hds_storage.downloads.responses import archive_response, object_response
@@ -33,7 +34,6 @@ from hds_storage.holdings.schemas import (
     StudyPublic,
     UsagePublic,
 )
-from hds_storage.identity_client import AccountInfo
 from hds_storage.keyring import KeyHolder, KeyRing
 from hds_storage.maintenance.collector import (
     ItemRef,

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hds_common.crypto import IntegrityError
 from hds_common.db import utcnow
+from hds_storage.clients.identity import AccountInfo
 from hds_storage.downloads.repository import IndexRepository
 from hds_storage.errors import (
     PackageComplete,
@@ -40,7 +41,6 @@ from hds_storage.errors import (
 )
 from hds_storage.holdings.quota import reserve
 from hds_storage.holdings.repository import HoldingsRepository
-from hds_storage.identity_client import AccountInfo
 from hds_storage.ingest.multipart import Part
 from hds_storage.ingest.repository import IngestRepository
 from hds_storage.ingest.rows import add_new_row

@@ -28,11 +28,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hds_common.blobstore import BlobStore
 from hds_common.db import utcnow
-from hds_storage.codes_client import CodesUnavailable
+from hds_storage.clients.codes import CodesUnavailable
+from hds_storage.clients.identity import IdentityClient
 from hds_storage.errors import PackageNotFound, PackageRetired
 from hds_storage.holdings.quota import release_holding
 from hds_storage.holdings.repository import HoldingsRepository
-from hds_storage.identity_client import IdentityClient
 from hds_storage.maintenance.collector import ItemRef, delete_blobs, remove_unheld_item
 from hds_storage.maintenance.repository import MaintenanceRepository
 from hds_storage.packages.repository import PackageRepository

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hds_common.db import utcnow
 from hds_common.errors import InsufficientStorage, NotFound, ProblemError
+from hds_storage.clients.identity import AccountInfo
 from hds_storage.downloads.repository import IndexRepository
 from hds_storage.errors import (
     PackageEmpty,
@@ -40,7 +41,6 @@ from hds_storage.errors import (
 from hds_storage.holdings.quota import release_holding
 from hds_storage.holdings.repository import HoldingsRepository
 from hds_storage.holdings.service import add_items
-from hds_storage.identity_client import AccountInfo
 from hds_storage.keyring import KeyHolder, KeyRing
 from hds_storage.keys import seal_slot
 from hds_storage.maintenance.collector import ItemRef, delete_blobs, remove_unheld_item

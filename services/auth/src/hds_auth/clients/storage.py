@@ -1,4 +1,5 @@
-"""The storage service's key sessions, as the identity service uses them.
+"""The storage service as the identity service uses it: the account's usage, and the key
+sessions.
 
 At login and at every refresh the user's private key is handed to storage, sealed to it,
 for one access token's lifetime; the token carries only the grant storage answers (the
@@ -19,9 +20,9 @@ import structlog
 from hds_auth.errors import StorageUnavailable
 from hds_common.crypto import seal_session_key
 
-__all__ = ["KeySessions", "StartedKeySession", "end_key_sessions"]
+__all__ = ["KeySessions", "StartedKeySession", "end_key_sessions", "fetch_usage"]
 
-log = structlog.get_logger("hds.auth.key_sessions")
+log = structlog.get_logger("hds.auth.storage")
 
 _PATH = "/internal/v1/key-sessions"
 
@@ -103,3 +104,20 @@ async def end_key_sessions(
     grant key there are none."""
     if key_sessions is not None:
         await key_sessions.end(account_id, family_id=family_id, keep_family=keep_family)
+
+
+async def fetch_usage(
+    storage: httpx.AsyncClient, account_id: uuid.UUID, *, timeout: float
+) -> int | None:
+    """Bytes the account uses, from the storage service; None when it cannot tell.
+
+    Only ``used_bytes`` of storage's answer is read: the quota is this service's to say
+    (storage answers usage without asking it back)."""
+    try:
+        response = await storage.get(f"/internal/v1/usage/{account_id}", timeout=timeout)
+        response.raise_for_status()
+        used = response.json()["used_bytes"]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        log.warning("storage_usage_unavailable", account_id=str(account_id), error=repr(exc))
+        return None
+    return used if isinstance(used, int) and not isinstance(used, bool) else None
