@@ -11,7 +11,7 @@ token verifier of a service that takes bearer tokens).
 # ``scheme`` local to bearer_claims is not; evaluated at definition, the annotation holds
 # the ``Security(scheme)`` object itself.
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Protocol
+from typing import Annotated, Protocol, TypeVar, cast
 
 from fastapi import Depends, Header, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -19,13 +19,17 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from hds_common.errors import MissingToken
 from hds_common.service_auth import SERVICE_TOKEN_HEADER, verify_service_token
 from hds_common.settings import ServiceSettings
-from hds_common.tokens import TokenClaims, TokenVerifier
+from hds_common.tokens import ACCOUNT_AUDIENCE, TokenClaims, TokenVerifier
 
 __all__ = [
+    "AccountClaimsDep",
     "CallingServiceDep",
     "ServiceRuntime",
+    "account_claims",
+    "account_token",
     "bearer_claims",
     "require_service",
+    "runtime_dependency",
     "service_runtime",
 ]
 
@@ -77,3 +81,26 @@ def require_service(
 
 
 CallingServiceDep = Annotated[str, Depends(require_service)]
+
+
+RuntimeT = TypeVar("RuntimeT")
+
+
+def runtime_dependency(kind: type[RuntimeT]) -> Callable[[Request], RuntimeT]:
+    """The dependency answering a service's own ``Runtime`` (``app.state.runtime``), typed
+    as ``kind``: ``RuntimeDep = Annotated[Runtime, Depends(runtime_dependency(Runtime))]``."""
+
+    def runtime(request: Request) -> RuntimeT:
+        return cast(RuntimeT, request.app.state.runtime)
+
+    runtime.__name__ = f"{kind.__module__.split('.')[0]}_runtime"
+    return runtime
+
+
+# The account token (JWT of the identity service, audience hds-account), as every service
+# that takes one names it in its OpenAPI document and checks it.
+account_token = HTTPBearer(
+    auto_error=False, description="Account token (JWT) issued by the identity service"
+)
+account_claims = bearer_claims(audience=ACCOUNT_AUDIENCE, scheme=account_token)
+AccountClaimsDep = Annotated[TokenClaims, Depends(account_claims)]

@@ -9,7 +9,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import Depends, Request, Response, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials
 from jose import jwt
 
 from hds_auth.account import repository as accounts
@@ -17,9 +17,9 @@ from hds_auth.errors import AdminOnly
 from hds_auth.models import Account
 from hds_auth.runtime import Runtime
 from hds_common.db import SessionDep
-from hds_common.deps import bearer_claims
+from hds_common.deps import AccountClaimsDep, account_token, runtime_dependency
 from hds_common.errors import InvalidToken, MissingToken, ProblemError
-from hds_common.tokens import ACCOUNT_AUDIENCE, TokenClaims
+from hds_common.tokens import TokenClaims
 
 __all__ = [
     "TOKEN_PROBLEMS",
@@ -29,26 +29,16 @@ __all__ = [
     "CurrentAccountDep",
     "RuntimeDep",
     "SessionIdDep",
-    "account_claims",
     "no_store",
     "require_admin",
 ]
 
 
-def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-
-_bearer = HTTPBearer(auto_error=False, description="Account token (JWT) from login")
+RuntimeDep = Annotated[Runtime, Depends(runtime_dependency(Runtime))]
 
 # This service checks its own tokens against its own key set (the runtime's verifier),
 # without an HTTP call to its JWKS.
-account_claims = bearer_claims(audience=ACCOUNT_AUDIENCE, scheme=_bearer)
-
-ClaimsDep = Annotated[TokenClaims, Depends(account_claims)]
+ClaimsDep = AccountClaimsDep
 
 # What the routes behind an account token may answer for the token itself.
 TOKEN_PROBLEMS: tuple[type[ProblemError], ...] = (MissingToken, InvalidToken)
@@ -56,7 +46,7 @@ TOKEN_PROBLEMS: tuple[type[ProblemError], ...] = (MissingToken, InvalidToken)
 
 async def get_session_id(
     claims: ClaimsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(account_token)],
 ) -> str | None:
     """The ``sid`` claim (the login session) of the verified token; not part of the
     suite-wide :class:`TokenClaims` because only this service uses it."""

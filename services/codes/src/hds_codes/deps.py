@@ -6,13 +6,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPBearer
 
 from hds_codes.errors import InstitutionOnly
 from hds_codes.runtime import Runtime
-from hds_common.deps import bearer_claims
+from hds_common.deps import AccountClaimsDep, runtime_dependency
 from hds_common.errors import InvalidToken, MissingToken
-from hds_common.tokens import ACCOUNT_AUDIENCE, TokenClaims
+from hds_common.tokens import TokenClaims
 
 __all__ = [
     "ACCOUNT_PROBLEMS",
@@ -28,20 +27,8 @@ ACCOUNT_PROBLEMS = (MissingToken, InvalidToken)
 INSTITUTION_PROBLEMS = (*ACCOUNT_PROBLEMS, InstitutionOnly)
 
 
-def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-
-_bearer = HTTPBearer(
-    auto_error=False, description="Account token (JWT) issued by the identity service"
-)
-
-_account_claims = bearer_claims(audience=ACCOUNT_AUDIENCE, scheme=_bearer)
-
-AccountDep = Annotated[TokenClaims, Depends(_account_claims)]
+RuntimeDep = Annotated[Runtime, Depends(runtime_dependency(Runtime))]
+AccountDep = AccountClaimsDep
 
 
 async def current_institution(claims: AccountDep) -> TokenClaims:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from fastapi.security import HTTPBearer
 
-from hds_common.deps import bearer_claims
+from hds_common.deps import bearer_claims, runtime_dependency
 from hds_common.errors import InvalidToken
 from hds_common.tokens import DLX_AUDIENCE, TokenClaims
 from hds_dlx.clients.storage import DlxSession
@@ -16,12 +16,7 @@ from hds_dlx.runtime import Runtime
 __all__ = ["DlxSessionDep", "RuntimeDep", "bearer_scheme"]
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-RuntimeDep = Annotated[Runtime, Depends(_runtime)]
+RuntimeDep = Annotated[Runtime, Depends(runtime_dependency(Runtime))]
 
 # Named as in the standard's securitySchemes so the published OpenAPI matches it.
 bearer_scheme = HTTPBearer(

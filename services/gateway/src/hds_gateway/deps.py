@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
+from hds_common.deps import runtime_dependency
 from hds_gateway.runtime import Runtime
 
 __all__ = ["RuntimeDep", "runtime_of"]
 
 
-def runtime_of(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
+runtime_of = runtime_dependency(Runtime)
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Path, Request
-from fastapi.security import HTTPBearer
+from fastapi import Depends, Header, Path
 
 from hds_common.db import SessionDep
-from hds_common.deps import CallingServiceDep, bearer_claims
+from hds_common.deps import AccountClaimsDep, CallingServiceDep, runtime_dependency
 from hds_common.errors import InvalidToken, MissingToken
-from hds_common.tokens import ACCOUNT_AUDIENCE, TokenClaims
 from hds_storage.downloads.service import PackageDownloads
 from hds_storage.errors import (
     GrantInvalid,
@@ -62,18 +60,8 @@ PathId = Annotated[str, Path(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_
 GrantDep = Annotated[str | None, Header(alias=GRANT_HEADER)]
 
 
-def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-
-_account_token = HTTPBearer(
-    auto_error=False, description="Account token (JWT) of the identity service"
-)
-_account_claims = bearer_claims(audience=ACCOUNT_AUDIENCE, scheme=_account_token)
-ClaimsDep = Annotated[TokenClaims, Depends(_account_claims)]
+RuntimeDep = Annotated[Runtime, Depends(runtime_dependency(Runtime))]
+ClaimsDep = AccountClaimsDep
 
 
 async def account_principal(claims: ClaimsDep) -> AccountPrincipal:

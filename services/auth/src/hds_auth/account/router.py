@@ -12,9 +12,10 @@ from fastapi import APIRouter, Depends
 
 from hds_auth.account import service
 from hds_auth.account.schemas import Me, PublicKey, SettingsUpdate
-from hds_auth.deps import TOKEN_PROBLEMS, CurrentAccountDep, RuntimeDep, account_claims
+from hds_auth.deps import TOKEN_PROBLEMS, CurrentAccountDep, RuntimeDep
 from hds_auth.errors import AccountNotFound, InstitutionOnlySetting, InvalidSetting
 from hds_common.db import SessionDep
+from hds_common.deps import account_claims
 from hds_common.errors import problem_responses
 
 router = APIRouter(tags=["account"])
