@@ -33,9 +33,19 @@ def test_fields_come_from_the_row_unless_given() -> None:
     )
 
 
-def test_a_field_neither_on_the_row_nor_given_is_an_error() -> None:
-    with pytest.raises(AttributeError):
+def test_a_required_field_neither_on_the_row_nor_given_is_an_error() -> None:
+    with pytest.raises(ValidationError, match="activated"):
         view_of(View, Row(id=1, email="a@example.org", activated_at=None))
+
+
+class ViewWithDefault(BaseModel):
+    id: int
+    note: str = "none"
+
+
+def test_a_field_neither_on_the_row_nor_given_keeps_its_default() -> None:
+    row = Row(id=1, email="a@example.org", activated_at=None)
+    assert view_of(ViewWithDefault, row) == ViewWithDefault(id=1, note="none")
 
 
 def test_the_schema_still_validates() -> None:

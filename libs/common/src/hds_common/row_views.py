@@ -20,6 +20,11 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 def view_of(schema: type[ModelT], row: object, **given: Any) -> ModelT:
     """``schema`` from ``row``'s attributes, and ``given`` for the fields the row has not
-    (or has otherwise: a computed value, a derived one)."""
-    read = {name: getattr(row, name) for name in schema.model_fields if name not in given}
+    (or has otherwise: a computed value, a derived one). A field neither gives keeps its
+    default (or fails validation as missing)."""
+    read = {
+        name: getattr(row, name)
+        for name in schema.model_fields
+        if name not in given and hasattr(row, name)
+    }
     return schema.model_validate(read | given)

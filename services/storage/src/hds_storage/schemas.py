@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
 
@@ -16,8 +16,6 @@ ItemKind = Literal["study", "document"]
 ShareKind = Literal["study", "document", "package"]
 PackageState = Literal["open", "complete"]
 
-ModelT = TypeVar("ModelT", bound=BaseModel)
-
 
 def as_utc(value: dt.datetime) -> dt.datetime:
     # SQLite hands back naive datetimes; everything is stored in UTC.
@@ -26,17 +24,6 @@ def as_utc(value: dt.datetime) -> dt.datetime:
 
 # A time read from the database, answered in UTC whichever backend stored it.
 UtcTimestamp = Annotated[dt.datetime, AfterValidator(as_utc)]
-
-
-def from_row(schema: type[ModelT], row: object, **values: Any) -> ModelT:
-    """``schema`` from the row's attributes of its field names; ``values`` for the fields
-    the row does not hold, or holds otherwise. Fields neither gives keep their defaults."""
-    columns = {
-        name: getattr(row, name)
-        for name in schema.model_fields
-        if name not in values and hasattr(row, name)
-    }
-    return schema.model_validate({**columns, **values})
 
 
 class PatientPublic(BaseModel):

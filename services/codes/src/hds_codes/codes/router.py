@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
-from pydantic import BaseModel
 
 from hds_codes.codes import service
 from hds_codes.codes.printables import carrier_sheet_pdf, qr_png, qr_svg
@@ -40,6 +39,7 @@ from hds_codes.runtime import Runtime
 from hds_codes.values import format_code, normalise_code
 from hds_common.db import SessionDep
 from hds_common.errors import ServiceUnavailable, problem_responses
+from hds_common.row_views import view_of
 
 router = APIRouter(prefix="/codes/v1/codes", tags=["codes"])
 
@@ -56,23 +56,14 @@ CodeQuery = Annotated[
 ]
 
 
-_Answer = TypeVar("_Answer", bound=BaseModel)
-
 # The printables of a new code: the CodeIssued field and the file name of its route.
 _PRINTABLES = {"qr_svg": "qr.svg", "qr_png": "qr.png", "sheet_pdf": "sheet.pdf"}
-
-
-def _of_row(schema: type[_Answer], row: AccessCode, **computed: Any) -> _Answer:
-    """``schema`` of ``row``: the ``computed`` fields as given, every other field the row's
-    column of that name."""
-    stored = {name: getattr(row, name) for name in schema.model_fields if name not in computed}
-    return schema.model_validate({**stored, **computed})
 
 
 def _public(row: AccessCode, runtime: Runtime) -> CodePublic:
     now = runtime.now()
     locked = row.locked_until if row.locked_until is not None and row.locked_until > now else None
-    return _of_row(CodePublic, row, state=service.code_state(row, now), locked_until=locked)
+    return view_of(CodePublic, row, state=service.code_state(row, now), locked_until=locked)
 
 
 def _utc(value: dt.datetime | None, name: str) -> dt.datetime | None:
@@ -110,7 +101,7 @@ async def issue_code(
 ) -> CodeIssued:
     issued = await service.issue_code(session, runtime, institution=institution, request=body)
     row, code = issued.row, issued.code
-    return _of_row(
+    return view_of(
         CodeIssued,
         row,
         code=format_code(code),

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hds_common.db import utcnow
+from hds_common.row_views import view_of
 from hds_storage.downloads.repository import IndexRepository
 from hds_storage.errors import (
     InstanceConflict,
@@ -40,7 +41,6 @@ from hds_storage.models import (
     Study,
 )
 from hds_storage.runtime import Runtime
-from hds_storage.schemas import from_row
 from hds_storage.transactions import workflow_transaction
 
 __all__ = ["DicomIngest"]
@@ -164,7 +164,7 @@ class DicomIngest:
                         raise _instance_conflict(item.part, header.sop_instance_uid)
                     if item.stored is not None:
                         run.discard_after_commit.append(item.stored.blob_key)
-                    results.append(from_row(InstanceStored, existing, status="existing"))
+                    results.append(view_of(InstanceStored, existing, status="existing"))
                     continue
                 assert item.stored is not None
                 study = studies.get(header.study_instance_uid)
@@ -222,7 +222,7 @@ class DicomIngest:
                 session.add(instance)
                 created[header.sop_instance_uid] = instance
                 new_bytes += stored.size
-                results.append(from_row(InstanceStored, instance, status="created"))
+                results.append(view_of(InstanceStored, instance, status="created"))
             await HoldingsRepository(session).add_usage(run.account.id, new_bytes)
             await session.flush()
         return InstancesUploaded(package_id=package_id, instances=results)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from hds_common.db import utcnow
+from hds_common.row_views import view_of
 from hds_storage.downloads.repository import IndexRepository
 from hds_storage.errors import (
     InvalidDate,
@@ -38,7 +39,6 @@ from hds_storage.models import (
     Document,
 )
 from hds_storage.runtime import Runtime
-from hds_storage.schemas import from_row
 
 __all__ = ["DOCUMENT_FIELDS", "DocumentIngest", "normalise_date"]
 
@@ -182,7 +182,7 @@ class DocumentIngest:
                 ).document_by_sha(package_id, stored.sha256)
                 if existing is not None:
                     run.discard_after_commit.append(stored.blob_key)
-                    results.append(from_row(DocumentStored, existing, status="existing"))
+                    results.append(view_of(DocumentStored, existing, status="existing"))
                     if await holding_repo.holding(run.account.id, existing.id) is None:
                         session.add(
                             holding_row(run.account.id, package_id, "document", existing.id, now)
@@ -203,7 +203,7 @@ class DocumentIngest:
                 session.add(holding_row(run.account.id, package_id, "document", document.id, now))
                 by_sha[stored.sha256] = document
                 new_bytes += stored.size
-                results.append(from_row(DocumentStored, document, status="created"))
+                results.append(view_of(DocumentStored, document, status="created"))
             await holding_repo.add_usage(run.account.id, new_bytes)
             await session.flush()
         return DocumentsUploaded(package_id=package_id, documents=results)

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hds_common.crypto import b64e, generate_package_key
 from hds_common.db import utcnow
+from hds_common.row_views import view_of
 from hds_storage.downloads.index import IndexReader
 from hds_storage.downloads.repository import IndexRepository
 from hds_storage.errors import (
@@ -43,7 +44,7 @@ from hds_storage.packages.schemas import (
     SlotImported,
 )
 from hds_storage.runtime import Runtime
-from hds_storage.schemas import PackageState, as_utc, from_row
+from hds_storage.schemas import PackageState, as_utc
 from hds_storage.transactions import workflow_transaction
 
 __all__ = ["PackageService", "import_slot", "load_package"]
@@ -235,4 +236,4 @@ def _state(package: Package) -> PackageState:
 
 
 def _package_out(package: Package) -> PackagePublic:
-    return from_row(PackagePublic, package, state=_state(package))
+    return view_of(PackagePublic, package, state=_state(package))

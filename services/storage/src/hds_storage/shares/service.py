@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hds_common.db import utcnow
 from hds_common.errors import InsufficientStorage, NotFound, ProblemError
+from hds_common.row_views import view_of
 from hds_storage.clients.identity import AccountInfo
 from hds_storage.downloads.repository import IndexRepository
 from hds_storage.errors import (
@@ -48,7 +49,7 @@ from hds_storage.models import Holding, Share
 from hds_storage.packages.repository import PackageRepository
 from hds_storage.packages.service import PackageService
 from hds_storage.runtime import Runtime
-from hds_storage.schemas import ItemKind, ShareKind, from_row
+from hds_storage.schemas import ItemKind, ShareKind
 from hds_storage.shares.repository import ShareRepository
 from hds_storage.shares.schemas import SharePublic, SharesPublic
 from hds_storage.transactions import workflow_transaction
@@ -78,7 +79,7 @@ def _recipient_not_found() -> RecipientNotFound:
 
 
 def _share_out(share: Share, size: int) -> SharePublic:
-    return from_row(SharePublic, share, size_bytes=size)
+    return view_of(SharePublic, share, size_bytes=size)
 
 
 async def _shares_out(session: AsyncSession, shares: list[Share]) -> list[SharePublic]:
