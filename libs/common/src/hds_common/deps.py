@@ -93,7 +93,6 @@ def runtime_dependency(kind: type[RuntimeT]) -> Callable[[Request], RuntimeT]:
     def runtime(request: Request) -> RuntimeT:
         return cast(RuntimeT, request.app.state.runtime)
 
-    runtime.__name__ = f"{kind.__module__.split('.')[0]}_runtime"
     return runtime
 
 
