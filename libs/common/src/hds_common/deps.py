@@ -90,6 +90,8 @@ def runtime_dependency(kind: type[RuntimeT]) -> Callable[[Request], RuntimeT]:
     """The dependency answering a service's own ``Runtime`` (``app.state.runtime``), typed
     as ``kind``: ``RuntimeDep = Annotated[Runtime, Depends(runtime_dependency(Runtime))]``."""
 
+    del kind  # it types the answer; nothing is checked at run time
+
     def runtime(request: Request) -> RuntimeT:
         return cast(RuntimeT, request.app.state.runtime)
 
